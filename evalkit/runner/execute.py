@@ -1,0 +1,117 @@
+"""Serving a task's requests: cache lookup, de-duplication, length-sorted chunks, progress."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
+
+from evalkit.backends.base import Backend
+from evalkit.requests import GenerateRequest, LoglikelihoodRequest, Request, Result, RollingRequest
+
+# Requests are sent in chunks so that progress advances and finished work reaches the
+# cache regularly (an interrupted run loses at most one chunk).
+CHUNK_SIZE = 512
+
+R = TypeVar("R", bound=Request)
+
+
+class Cache(Protocol):
+    def get_many(self, model: str, requests: Sequence[Request]) -> dict[str, Result]: ...
+
+    def put_many(self, model: str, items: list[tuple[Request, Result]]) -> None: ...
+
+
+def execute(
+    backend: Backend,
+    requests: Sequence[Request],
+    *,
+    cache: Cache,
+    batch_size: int,
+    description: str = "",
+    show_progress: bool = True,
+) -> list[Result]:
+    """Answer every request (in order), computing each distinct request at most once."""
+    fingerprint = backend.describe().fingerprint
+    known = cache.get_many(fingerprint, requests)
+    pending: dict[str, Request] = {}
+    for request in requests:
+        key = request.cache_key()
+        if key not in known and key not in pending:
+            pending[key] = request
+    todo = _order_for_batching(list(pending.values()))
+    progress = _progress(len(todo), description, show_progress)
+    try:
+        for kind, chunk in _chunks(todo):
+            results = _dispatch(backend, kind, chunk, batch_size)
+            cache.put_many(fingerprint, list(zip(chunk, results, strict=True)))
+            for request, result in zip(chunk, results, strict=True):
+                known[request.cache_key()] = result
+            progress.update(len(chunk))
+    finally:
+        progress.close()
+    return [known[r.cache_key()] for r in requests]
+
+
+def _order_for_batching(requests: list[Request]) -> list[Request]:
+    """Group by request type; within a type, longest context first, identical contexts adjacent.
+
+    Long-first surfaces an out-of-memory failure at once, similar lengths in one chunk
+    waste little padding, and adjacent identical contexts let the backend encode each once.
+    """
+    rank = {LoglikelihoodRequest: 0, GenerateRequest: 1, RollingRequest: 2}
+    return sorted(requests, key=lambda r: (rank[type(r)], -len(_context(r)), _context(r)))
+
+
+def _chunks(requests: list[Request]) -> list[tuple[type, list[Request]]]:
+    """Split into same-type chunks of about CHUNK_SIZE, never splitting a shared context."""
+    chunks: list[tuple[type, list[Request]]] = []
+    current: list[Request] = []
+    for request in requests:
+        boundary = current and (
+            type(request) is not type(current[-1])
+            or (len(current) >= CHUNK_SIZE and _context(request) != _context(current[-1]))
+        )
+        if boundary:
+            chunks.append((type(current[0]), current))
+            current = []
+        current.append(request)
+    if current:
+        chunks.append((type(current[0]), current))
+    return chunks
+
+
+def _context(request: Request) -> str:
+    return request.context if isinstance(request, LoglikelihoodRequest | GenerateRequest) else request.text
+
+
+def _dispatch(backend: Backend, kind: type, chunk: list[Request], batch_size: int) -> list[Result]:
+    calls: dict[type, Callable[[list[Request], int], Sequence[Result]]] = {
+        LoglikelihoodRequest: backend.loglikelihood,  # type: ignore[dict-item]
+        GenerateRequest: backend.generate,  # type: ignore[dict-item]
+        RollingRequest: backend.loglikelihood_rolling,  # type: ignore[dict-item]
+    }
+    results = list(calls[kind](chunk, batch_size))
+    if len(results) != len(chunk):
+        raise RuntimeError(f"backend returned {len(results)} results for {len(chunk)} requests")
+    return results
+
+
+class _Progress(Protocol):
+    def update(self, n: int) -> object: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(total: int, description: str, enabled: bool) -> _Progress:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc=description,
+        unit="req",
+        disable=not enabled or total == 0,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+    )

@@ -1,0 +1,46 @@
+"""Which tasks a run covers: task names, suites, and per-entry overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evalkit.errors import SpecError
+from evalkit.specs.catalogue import Catalogue
+
+LMEVAL_PREFIX = "lmeval:"
+
+
+@dataclass(frozen=True)
+class TaskSelection:
+    name: str  # a catalogue task, or "lmeval:<lm-eval task name>"
+    limit: int | None = None  # from a suite entry; --limit overrides it
+    num_fewshot: int | None = None
+
+    @property
+    def is_lmeval(self) -> bool:
+        return self.name.startswith(LMEVAL_PREFIX)
+
+
+def plan_tasks(catalogue: Catalogue, tasks: list[str] | None, suite: str | None) -> list[TaskSelection]:
+    """Resolve --tasks/--suite into selections; every name is checked before any model loads."""
+    if bool(tasks) == bool(suite):
+        raise SpecError("give exactly one of --tasks or --suite")
+    selections: list[TaskSelection]
+    if suite:
+        spec = catalogue.suite(suite)
+        selections = [TaskSelection(e.task, e.limit, e.num_fewshot) for e in spec.tasks]
+    else:
+        selections = [TaskSelection(name.strip()) for name in tasks or [] if name.strip()]
+        if not selections:
+            raise SpecError("--tasks: no task names given")
+    seen: set[str] = set()
+    for selection in selections:
+        if selection.name in seen:
+            raise SpecError(f"task {selection.name!r} is listed twice")
+        seen.add(selection.name)
+        if selection.is_lmeval:
+            if not selection.name[len(LMEVAL_PREFIX) :]:
+                raise SpecError("--tasks: 'lmeval:' needs an lm-eval task name, e.g. lmeval:arc_easy")
+            continue
+        catalogue.task(selection.name)  # raises UnknownNameError / SpecError with file:line
+    return selections
