@@ -210,6 +210,8 @@ class PairScorer:
     def _logits_at(
         self, input_ids: torch.Tensor, kwargs: dict[str, Any], rows: torch.Tensor, offsets: torch.Tensor
     ) -> torch.Tensor:
+        import torch
+
         if not self.gathered_logits:
             return self.model(input_ids=input_ids, **kwargs).logits[rows, offsets]
         base = self.model.base_model

@@ -64,7 +64,7 @@ def leaderboard(results_dir: Path, output_format: str, keep_history: bool, show_
         board = build_leaderboard(records, keep_history=keep_history)
         text = render_leaderboard(board, cast("OutputFormat", output_format), show_stderr=show_stderr)
         click.echo(text, nl=False)
-        if output_format == "csv":  # CSV has no place for notes and failed runs; JSON carries them
+        if machine:  # their output is rows only; notes and failed runs must not vanish
             for line in side_notes(board):
                 click.echo(line, err=True)
     if not records:

@@ -62,7 +62,8 @@ def show_task(name: str) -> None:
     if loaded.documents:
         kind = get_kind(spec.kind)
         doc = loaded.documents[0]
-        sample = kind.prepare(spec, doc, build_context(spec, doc, [], kind.fewshot_answer))
+        context = build_context(spec, doc, [], kind.fewshot_answer) if kind.uses_prompt else ""
+        sample = kind.prepare(spec, doc, context)
         click.echo("\nfirst sample, as sent to the model:")
         for request in sample.requests:
             click.echo("  " + repr(request))

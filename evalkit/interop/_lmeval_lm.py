@@ -38,7 +38,7 @@ _GENERATION_KEYS = frozenset(
 )
 
 
-class EvalkitLM(LM):  # type: ignore[misc]  # lm-eval ships no type information
+class EvalkitLM(LM):
     """An lm-eval `LM` that answers every request with an evalkit `Backend`.
 
     lm-eval tasks then run unchanged on any evalkit model (transformers, GGUF, fake, ...),
@@ -58,9 +58,13 @@ class EvalkitLM(LM):  # type: ignore[misc]  # lm-eval ships no type information
         self.max_gen_toks = max_gen_toks
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
-        typed = [LoglikelihoodRequest(str(context), str(continuation)) for context, continuation in _args(requests)]
+        typed = [
+            LoglikelihoodRequest(str(context), str(continuation)) for context, continuation in _args(requests)
+        ]
         unique = list(dict.fromkeys(typed))
-        scored = dict(zip(unique, self.backend.loglikelihood(unique, batch_size=self.batch_size), strict=True))
+        scored = dict(
+            zip(unique, self.backend.loglikelihood(unique, batch_size=self.batch_size), strict=True)
+        )
         answers = []
         for instance, request in zip(requests, typed, strict=True):
             answer = (scored[request].logprob, scored[request].is_greedy)
@@ -98,7 +102,9 @@ class EvalkitLM(LM):  # type: ignore[misc]  # lm-eval ships no type information
         return self.backend.describe().fingerprint
 
 
-def greedy_request(context: str, gen_kwargs: Mapping[str, Any], *, default_max_tokens: int) -> GenerateRequest:
+def greedy_request(
+    context: str, gen_kwargs: Mapping[str, Any], *, default_max_tokens: int
+) -> GenerateRequest:
     """Translate lm-eval generation kwargs into a greedy `GenerateRequest`.
 
     evalkit backends decode greedily only, so a task that asks for sampling or beam search
@@ -118,9 +124,13 @@ def greedy_request(context: str, gen_kwargs: Mapping[str, Any], *, default_max_t
             "evalkit backends generate greedily only: set do_sample: false or temperature: 0 in the task"
         )
     if int(gen_kwargs.get("num_beams") or 1) != 1:
-        raise SpecError("the lm-eval task asks for beam search (num_beams > 1); evalkit generates greedily only")
+        raise SpecError(
+            "the lm-eval task asks for beam search (num_beams > 1); evalkit generates greedily only"
+        )
     if not math.isclose(float(gen_kwargs.get("repetition_penalty") or 1.0), 1.0):
-        raise SpecError("the lm-eval task sets repetition_penalty; evalkit's greedy decoding does not apply one")
+        raise SpecError(
+            "the lm-eval task sets repetition_penalty; evalkit's greedy decoding does not apply one"
+        )
     until = gen_kwargs.get("until")
     stop: tuple[str, ...]
     if until is None:

@@ -33,6 +33,7 @@ class SampleScore:
 class TaskKind(Protocol):
     name: str
     metric_names: tuple[str, ...]  # every metric this kind can report; the task picks a subset
+    uses_prompt: bool  # False when documents are scored as they are (perplexity): no template, no shots
 
     def prepare(self, task: TaskSpec, doc: dict[str, Any], context: str) -> PreparedSample:
         """Build the requests for `doc`; `context` is the rendered prompt (few-shot included)."""

@@ -19,6 +19,7 @@ _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 class Generate:
     name: str = "generate"
+    uses_prompt: bool = True
     metric_names: tuple[str, ...] = ("exact_match", "contains")
 
     def prepare(self, task: TaskSpec, doc: dict[str, Any], context: str) -> PreparedSample:

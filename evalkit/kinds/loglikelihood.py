@@ -15,6 +15,7 @@ from evalkit.specs.task import TaskSpec
 
 class Loglikelihood:
     name: str = "loglikelihood"
+    uses_prompt: bool = True
     metric_names: tuple[str, ...] = ("acc", "perplexity")
 
     def prepare(self, task: TaskSpec, doc: dict[str, Any], context: str) -> PreparedSample:

@@ -20,6 +20,7 @@ from evalkit.specs.task import TaskSpec
 
 class MultipleChoice:
     name: str = "multiple_choice"
+    uses_prompt: bool = True
     metric_names: tuple[str, ...] = ("acc", "acc_norm")
 
     def prepare(self, task: TaskSpec, doc: dict[str, Any], context: str) -> PreparedSample:

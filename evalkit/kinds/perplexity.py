@@ -20,6 +20,7 @@ from evalkit.specs.task import TaskSpec
 
 class Perplexity:
     name: str = "perplexity"
+    uses_prompt: bool = False
     metric_names: tuple[str, ...] = ("word_perplexity", "byte_perplexity", "bits_per_byte")
 
     def prepare(self, task: TaskSpec, doc: dict[str, Any], context: str) -> PreparedSample:

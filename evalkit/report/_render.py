@@ -15,11 +15,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from evalkit.report.leaderboard import N_SUFFIX, STDERR_SUFFIX, Leaderboard, MetricColumn
+from evalkit.report.leaderboard import STDERR_SUFFIX, Leaderboard, MetricColumn
 
 OutputFormat = Literal["table", "markdown", "csv", "json"]
 FORMATS: tuple[OutputFormat, ...] = ("table", "markdown", "csv", "json")
-JSON_FORMAT_VERSION = 1
 _MISSING = "-"
 _MAX_ERROR_CHARS = 160
 
@@ -34,12 +33,13 @@ def render_leaderboard(board: Leaderboard, output_format: OutputFormat, *, show_
         text: str = board.frame.to_csv(index=False, lineterminator="\n")
         return text
     if output_format == "json":
-        return json.dumps(_json_document(board), indent=2, allow_nan=False) + "\n"
+        rows = [_json_row(row) for row in board.frame.to_dict("records")]
+        return json.dumps(rows, indent=2, allow_nan=False) + "\n"
     raise ValueError(f"unknown leaderboard format {output_format!r}")
 
 
 def side_notes(board: Leaderboard) -> list[str]:
-    """Notes and failed runs as one-liners, for formats that cannot carry them (CSV)."""
+    """Notes and failed runs as one-liners, for the formats whose output is only rows (CSV, JSON)."""
     return [f"note: {note}" for note in board.notes] + [f"failed run: {line}" for line in _failures(board)]
 
 
@@ -53,20 +53,21 @@ def _render_table(board: Leaderboard, show_stderr: bool) -> str:
     else:
         header, rows = _cells(board, show_stderr)
         widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-
-        def line(cells: Sequence[str]) -> str:
-            # The model name (and run columns) read left to right; numbers line up on the right.
-            text_columns = 3 if board.keep_history else 1
-            parts = [
-                cell.ljust(width) if index < text_columns else cell.rjust(width)
-                for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
-            ]
-            return "  ".join(parts).rstrip()
-
-        lines += [line(header), line(["-" * width for width in widths]), *(line(row) for row in rows)]
+        rule = ["-" * width for width in widths]
+        text_columns = _text_columns(board)
+        lines += [_aligned(cells, widths, text_columns) for cells in (header, rule, *rows)]
         lines += ["", *_legend(board, show_stderr, bullet="")]
     lines += _appendix(board, bullet="  - ")
     return "\n".join(lines) + "\n"
+
+
+def _aligned(cells: Sequence[str], widths: Sequence[int], text_columns: int) -> str:
+    """Names read left to right; numbers line up on the right."""
+    parts = [
+        cell.ljust(width) if index < text_columns else cell.rjust(width)
+        for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+    ]
+    return "  ".join(parts).rstrip()
 
 
 def _render_markdown(board: Leaderboard, show_stderr: bool) -> str:
@@ -75,12 +76,16 @@ def _render_markdown(board: Leaderboard, show_stderr: bool) -> str:
         lines.append("No successful run records to rank.")
     else:
         header, rows = _cells(board, show_stderr)
-        text_columns = 3 if board.keep_history else 1
-        align = [":---" if index < text_columns else "---:" for index in range(len(header))]
+        align = [":---" if index < _text_columns(board) else "---:" for index in range(len(header))]
         lines += [_markdown_row(header), _markdown_row(align), *(_markdown_row(row) for row in rows)]
         lines += ["", *_legend(board, show_stderr, bullet="- ")]
     lines += _appendix(board, bullet="- ")
     return "\n".join(lines) + "\n"
+
+
+def _text_columns(board: Leaderboard) -> int:
+    """Leading columns that hold names rather than numbers: model (and run, finished)."""
+    return 3 if board.keep_history else 1
 
 
 def _markdown_row(cells: Sequence[str]) -> str:
@@ -118,9 +123,9 @@ def _legend(board: Leaderboard, show_stderr: bool, bullet: str) -> list[str]:
     entries = [
         (
             "mean",
-            f"mean of the bounded metrics (%, {len(bounded)} of {len(board.columns)} columns) "
-            "over the `tasks` the model has results for",
-        )
+            f"mean of the model's bounded metrics, in % ({len(bounded)} of {len(board.columns)} columns)",
+        ),
+        ("tasks", "how many bounded metrics the model has, i.e. what its mean averages"),
     ]
     entries += [(column.label, _describe(column)) for column in board.columns]
     if show_stderr:
@@ -171,30 +176,6 @@ def _short_time(iso: str) -> str:
 
 
 # -- programs ------------------------------------------------------------------------------------
-
-
-def _json_document(board: Leaderboard) -> dict[str, Any]:
-    return {
-        "format_version": JSON_FORMAT_VERSION,
-        "keep_history": board.keep_history,
-        "metrics": [
-            {
-                "label": column.label,
-                "task": column.task,
-                "metric": column.metric,
-                "bounded": column.bounded,
-                "higher_is_better": column.higher_is_better,
-                "sample_counts": list(column.sample_counts),
-                "task_versions": column.task_versions,
-                "stderr_column": column.label + STDERR_SUFFIX,
-                "n_column": column.label + N_SUFFIX,
-            }
-            for column in board.columns
-        ],
-        "rows": [_json_row(row) for row in board.frame.to_dict("records")],
-        "notes": list(board.notes),
-        "errors": [_json_row(row) for row in board.errors.to_dict("records")],
-    }
 
 
 def _json_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ class DataSourceFacts(BaseModel):
     location: str
     split: str
     hub_id: str | None = None
+    version: str | None = None  # the mirror package's version, or the hub revision
     num_documents: int
     content_sha256: str
 

@@ -47,8 +47,11 @@ def run_task(
     kind = get_kind(spec.kind)
     metrics = metrics_for(spec)
     where = spec.source_file or spec.name
-    template_fields(spec.template, f"{where}: template")
-    template_fields(spec.instruction, f"{where}: instruction")
+    if kind.uses_prompt:
+        template_fields(spec.template, f"{where}: template")
+        template_fields(spec.instruction, f"{where}: instruction")
+    else:
+        shots = 0
 
     loaded = load_documents(spec, "eval")
     documents = loaded.documents[:limit] if limit is not None else loaded.documents
@@ -62,8 +65,10 @@ def run_task(
     chat = backend.describe().chat_template
     prepared: list[PreparedSample] = []
     for doc in documents:
-        examples = choose_fewshot(spec, doc, pool, shots, same_split)
-        context = build_context(spec, doc, examples, kind.fewshot_answer)
+        context = ""
+        if kind.uses_prompt:
+            examples = choose_fewshot(spec, doc, pool, shots, same_split)
+            context = build_context(spec, doc, examples, kind.fewshot_answer)
         sample = kind.prepare(spec, doc, context)
         if chat:
             sample = _with_chat_template(sample, backend)

@@ -1,1 +1,10 @@
-"""sources"""
+"""Where a task's documents come from: offline mirrors, the user's files, or the Hugging Face hub.
+
+`load_documents(task, role)` is the one entry point; it returns the preprocessed documents and
+the `SourceFacts` that a run records, so every score says exactly which samples it is over.
+"""
+
+from evalkit.sources._load import load_documents
+from evalkit.sources._types import LoadedDocuments, SourceFacts, documents_sha256
+
+__all__ = ["LoadedDocuments", "SourceFacts", "documents_sha256", "load_documents"]

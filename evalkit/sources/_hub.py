@@ -52,7 +52,9 @@ def load_hub(hub: HubDataset, split: str) -> list[Document]:
 
 
 def offline_requested() -> bool:
-    return any(os.environ.get(name, "").upper() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(
+        os.environ.get(name, "").upper() in _TRUE for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
 
 
 def hub_reachable() -> bool:

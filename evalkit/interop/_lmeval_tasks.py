@@ -1,0 +1,197 @@
+"""Finding and loading one lm-eval task: names, users' task folders, and data offline.
+
+Three costs of lm-eval shape this module. Indexing its ~15k task YAML files takes
+seconds, so task managers are built once per process, and a task found in a user's
+own folder is loaded from an index of that folder alone. Loading a dataset from an
+unreachable hub retries for half a minute, so when a quick probe finds the hub
+unreachable the load runs in the Hugging Face offline mode and fails at once.
+And lm-eval's errors name neither the task nor the fix, so they are translated here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from evalkit.errors import DataError, SpecError, UnknownNameError
+
+if TYPE_CHECKING:
+    from lm_eval.api.task import Task
+    from lm_eval.tasks import TaskManager
+
+INCLUDE_ENV = "EVALKIT_LMEVAL_INCLUDE"
+HUB_PROBE_TIMEOUT_S = 2.0
+_OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+PathLike = str | Path
+
+
+def include_paths(include_path: PathLike | Sequence[PathLike] | None) -> tuple[Path, ...]:
+    """The user's task folders: the keyword's, then $EVALKIT_LMEVAL_INCLUDE's (os.pathsep-separated)."""
+    given: list[tuple[PathLike, str]] = []
+    if isinstance(include_path, str | Path):
+        given.append((include_path, "include_path"))
+    elif include_path is not None:
+        given += [(path, "include_path") for path in include_path]
+    env_value = os.environ.get(INCLUDE_ENV, "")
+    given += [(part, f"${INCLUDE_ENV}") for part in env_value.split(os.pathsep) if part.strip()]
+    paths = []
+    for raw, source in given:
+        path = Path(raw).expanduser().resolve()
+        if not path.is_dir():
+            raise DataError(f"lm-eval task folder {str(raw)!r} (from {source}) is not a directory")
+        paths.append(path)
+    return tuple(dict.fromkeys(paths))
+
+
+@functools.cache
+def task_manager(paths: tuple[Path, ...], include_defaults: bool) -> TaskManager:
+    """One lm-eval TaskManager per set of folders, kept for the process (indexing is slow)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=[str(p) for p in paths] or None, include_defaults=include_defaults)
+
+
+def load_task(name: str, paths: tuple[Path, ...]) -> tuple[Task, str | None]:
+    """Build the lm-eval task called `name` with its data; return it and its YAML file.
+
+    Raises UnknownNameError for a name lm-eval does not know, SpecError for a group or tag,
+    and DataError when its dataset cannot be loaded.
+    """
+    from lm_eval.tasks._index import Kind
+
+    manager = None
+    if paths:
+        # A user's own leaf task needs nothing from lm-eval's 15k built-in YAML files.
+        own = task_manager(paths, include_defaults=False)
+        entry = own.task_index.get(name)
+        if entry is not None and entry.kind in (Kind.TASK, Kind.PY_TASK):
+            manager = own
+    if manager is None:
+        manager = task_manager(paths, include_defaults=True)
+        if name not in manager.task_index:
+            raise UnknownNameError("lm-eval task", name, manager.all_tasks)
+    entry = manager.task_index[name]
+    if entry.kind in (Kind.GROUP, Kind.TAG):
+        # Refused before any data is loaded: one outcome holds one task's metrics and samples.
+        members = sorted(entry.tags) if entry.kind == Kind.TAG else _group_members(entry.cfg, entry.yaml_path)
+        raise SpecError(
+            f"lm-eval name {name!r} is a {entry.kind.name.lower()} of several tasks; "
+            f"run its tasks one by one as lmeval:<task> ({_shorten(members)})"
+        )
+    tasks = _load_with_data(manager, name)["tasks"]
+    if len(tasks) != 1:
+        raise SpecError(f"lm-eval name {name!r} expands to {len(tasks)} tasks ({_shorten(sorted(tasks))})")
+    yaml_path = str(entry.yaml_path) if entry.yaml_path else None
+    return next(iter(tasks.values())), yaml_path
+
+
+def _group_members(cfg: dict[str, Any] | None, yaml_path: Path | None) -> list[str]:
+    if cfg is None and yaml_path is not None:
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        cfg = load_yaml(yaml_path, resolve_func=False)
+    listed = (cfg or {}).get("task") or []
+    names = [item if isinstance(item, str) else item.get("task") or item.get("group") for item in listed]
+    return [str(n) for n in names if n]
+
+
+def _shorten(names: Sequence[str], shown: int = 8) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
+def _load_with_data(manager: TaskManager, name: str) -> Any:
+    """Build the task (lm-eval loads its dataset here), offline when the hub cannot be reached."""
+    import datasets.exceptions
+
+    offline = not hub_reachable()
+    context = hub_offline() if offline else contextlib.nullcontext()
+    try:
+        with context:
+            return manager.load([name])
+    except (OSError, datasets.exceptions.DatasetsError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        where = " offline (huggingface.co is unreachable)" if offline else ""
+        raise DataError(
+            f"lm-eval task {name!r}: its dataset could not be loaded{where}: {detail}. "
+            "Provide the data locally: write a task YAML with dataset_path: json|csv|parquet|arrow and "
+            "dataset_kwargs: {data_files: ...} pointing at files, and pass its folder with include_path= or "
+            f"${INCLUDE_ENV}; or fill the Hugging Face datasets cache on a connected machine and run with "
+            "HF_DATASETS_OFFLINE=1"
+        ) from exc
+
+
+def hub_reachable() -> bool:
+    """Whether huggingface.co (or $HF_ENDPOINT, or the HTTPS proxy) accepts a TCP connection within 2 s.
+
+    Answered once per process: the hub does not come and go during a run, and each probe costs up to 2 s.
+    """
+    if any(os.environ.get(key, "").upper() in _TRUE for key in _OFFLINE_ENV):
+        return False
+    return _probe(_hub_address())
+
+
+@functools.cache
+def _probe(address: tuple[str, int]) -> bool:
+    outcome: list[bool] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection(address, timeout=HUB_PROBE_TIMEOUT_S):
+                outcome.append(True)
+        except OSError:
+            outcome.append(False)
+
+    # Name resolution ignores socket timeouts, so the probe runs in a thread we stop waiting for.
+    probe = threading.Thread(target=connect, name="evalkit-hub-probe", daemon=True)
+    probe.start()
+    probe.join(HUB_PROBE_TIMEOUT_S + 0.5)
+    return bool(outcome and outcome[0])
+
+
+def _hub_address() -> tuple[str, int]:
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    default_port = 443 if url.scheme == "https" else 80
+    return url.hostname or "huggingface.co", url.port or default_port
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Put huggingface_hub and datasets in offline mode for the duration, then restore them.
+
+    Both libraries read HF_HUB_OFFLINE when first imported, so setting the variable is not
+    enough once they are loaded: their module-level flags are switched too.
+    """
+    saved_env = {key: os.environ.get(key) for key in _OFFLINE_ENV}
+    flags = [
+        ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+        ("datasets.config", "HF_HUB_OFFLINE"),
+        ("datasets.config", "HF_DATASETS_OFFLINE"),
+    ]
+    saved_flags = []
+    for module_name, attr in flags:
+        module = sys.modules.get(module_name)
+        if module is not None and hasattr(module, attr):
+            saved_flags.append((module, attr, getattr(module, attr)))
+            setattr(module, attr, True)
+    os.environ.update(dict.fromkeys(_OFFLINE_ENV, "1"))
+    try:
+        yield
+    finally:
+        for module, attr, value in saved_flags:
+            setattr(module, attr, value)
+        for key, old in saved_env.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

@@ -1,0 +1,106 @@
+"""The command line: every command through click's runner, and the exit-code contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from evalkit.cli.main import cli
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    """Run `evalkit ARGS` as the console script does (errors → one line, exit 2)."""
+    completed = subprocess.run(
+        [sys.executable, "-c", "from evalkit.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.returncode, completed.stdout, completed.stderr
+
+
+def test_help_is_instant_and_imports_nothing_heavy() -> None:
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom evalkit.cli.main import cli\n"
+        "r = CliRunner().invoke(cli, ['--help'])\nassert r.exit_code == 0, r.output\n"
+        "heavy = [m for m in ('torch', 'transformers', 'pandas', 'datasets', 'lm_eval', 'numpy') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_lists_every_command() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    for command in ("run", "tasks", "models", "leaderboard"):
+        assert command in result.output
+
+
+def test_run_then_leaderboard(toy_tasks: Path, tmp_path: Path, fresh_cache: Path) -> None:
+    results = tmp_path / "results"
+    code, out, err = invoke(
+        "run", "-m", "fake", "--suite", "toy", "--task-dir", str(toy_tasks), "--results", str(results), "-q"
+    )
+    assert code == 0, err
+    assert "toy_mc" in out and "stored 4 record(s)" in out
+    code, out, err = invoke("leaderboard", "--results", str(results), "--format", "json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "-m", "fake", "-t", "arc_easyy"], "did you mean 'arc_easy'"),
+        (["run", "-m", "fake", "--suite", "quik"], "did you mean 'quick'"),
+        (["run", "-m", "fake,sed=1", "-t", "arc_easy"], "did you mean 'seed'"),
+        (["run", "-m", "fake"], "give exactly one of --tasks or --suite"),
+        (["run", "-m", "fake", "-t", "arc_easy", "--limit", "0"], "--limit"),
+        (["tasks", "show", "hellaswg"], "did you mean 'hellaswag'"),
+        (["leaderboard", "--results", "/nonexistent/results"], "/nonexistent/results"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    code, _, err = invoke(*args)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert any(message in line for line in lines), err
+    assert "Traceback" not in err
+
+
+def test_malformed_task_file_names_file_and_line(toy_tasks: Path, tmp_path: Path) -> None:
+    (toy_tasks / "broken.yaml").write_text("name: broken\nkind: multiple_choice\ndataset: {}\ntemplte: x\n")
+    code, _, err = invoke("run", "-m", "fake", "-t", "broken", "--task-dir", str(toy_tasks), "--results", str(tmp_path))
+    assert code == 2
+    assert f"{toy_tasks / 'broken.yaml'}:4: unknown key 'templte'; did you mean 'template'?" in err
+
+
+def test_missing_data_file_exit_2_and_other_results_kept(toy_tasks: Path, tmp_path: Path, fresh_cache: Path) -> None:
+    (toy_tasks / "data" / "qa.jsonl").unlink()
+    results = tmp_path / "results"
+    code, _, err = invoke(
+        "run", "-m", "fake", "--suite", "toy", "--task-dir", str(toy_tasks), "--results", str(results), "-q"
+    )
+    assert code == 2
+    assert "qa.jsonl" in err
+    lines = (results / "records.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # three ok records and one error record, nothing lost
+
+
+def test_models_list_shows_aliases() -> None:
+    result = CliRunner().invoke(cli, ["models", "list"])
+    assert result.exit_code == 0
+    assert "smollm2-135m" in result.output and "gemma3-270m" in result.output
+
+
+def test_tasks_list_shows_builtin_tasks_and_suites() -> None:
+    result = CliRunner().invoke(cli, ["tasks", "list", "--no-counts"])
+    assert result.exit_code == 0, result.output
+    for name in ("arc_easy", "hellaswag", "mmlu", "lambada_openai", "quick"):
+        assert name in result.output

@@ -1,0 +1,170 @@
+"""The runner end to end on the fake backend: records, metrics, cache, resume, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from evalkit.backends.fake import FakeBackend
+from evalkit.requests import LoglikelihoodRequest, LoglikelihoodResult
+from evalkit.results import ResultsStore
+from evalkit.runner import EvalConfig, evaluate
+from evalkit.specs import Catalogue
+from conftest import MC_DOCS
+
+
+def config(tmp_path: Path, **overrides: object) -> EvalConfig:
+    fields: dict[str, object] = {"results_dir": tmp_path / "results", "show_progress": False}
+    fields.update(overrides)
+    return EvalConfig(**fields)  # type: ignore[arg-type]
+
+
+def test_every_kind_produces_a_stored_record(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+    summary = evaluate(["fake"], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
+    assert [r.status for r in summary.records] == ["ok"] * 4
+    assert summary.exit_code == 0
+    records, problems = ResultsStore(tmp_path / "results").read()
+    assert problems == [] and len(records) == 4
+    by_task = {r.task.name: r for r in records}
+    assert set(by_task["toy_mc"].metrics) == {"acc", "acc_norm"}
+    assert by_task["toy_mc"].task.primary_metric == "acc"
+    assert by_task["toy_mc"].task.num_samples == len(MC_DOCS)
+    assert by_task["toy_mc"].task.source.origin == "local"
+    assert set(by_task["toy_ppl"].metrics) == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
+    record = by_task["toy_gen"]
+    assert record.model.backend == "fake" and record.host.cores >= 1
+    assert "evalkit" in record.libraries and record.duration_s >= 0
+    samples = ResultsStore(tmp_path / "results").read_samples(by_task["toy_mc"])
+    assert [s.sample_id for s in samples] == [str(i) for i in range(len(MC_DOCS))]
+
+
+def test_accuracy_matches_a_hand_computation(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+    fake = FakeBackend()
+    expected = []
+    for doc in MC_DOCS:
+        context = f"Question: {doc['question']}\nAnswer:"
+        results = fake.loglikelihood([LoglikelihoodRequest(context, " " + c) for c in doc["options"]])
+        best = max(range(len(results)), key=lambda i: results[i].logprob)
+        expected.append(float(best == doc["answer"]))
+    summary = evaluate([FakeBackend()], ["toy_mc"], config=config(tmp_path), catalogue=toy_catalogue)
+    metric = summary.records[0].metrics["acc"]
+    assert metric.value == pytest.approx(sum(expected) / len(expected))
+    assert metric.n == len(MC_DOCS) and metric.stderr is not None
+
+
+def test_limit_and_task_fingerprint(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+    full = evaluate(["fake"], ["toy_mc"], config=config(tmp_path), catalogue=toy_catalogue).records[0]
+    cut = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, limit=2), catalogue=toy_catalogue).records[0]
+    assert cut.task.num_samples == 2 and cut.config.limit == 2
+    assert cut.task.fingerprint != full.task.fingerprint
+    again = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, limit=2), catalogue=toy_catalogue).records[0]
+    assert again.task.fingerprint == cut.task.fingerprint
+
+
+def test_rerun_is_served_from_the_cache(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+    first = FakeBackend()
+    evaluate([first], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
+    assert sum(first.calls.values()) > 0
+    second = FakeBackend()
+    rerun = evaluate([second], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
+    assert sum(second.calls.values()) == 0
+    assert all(r.status == "ok" for r in rerun.records)
+    other_model = FakeBackend(options=__import__("evalkit.backends.fake", fromlist=["x"]).FakeOptions(seed=1))
+    evaluate([other_model], ["toy_mc"], config=config(tmp_path), catalogue=toy_catalogue)
+    assert other_model.calls["loglikelihood"] > 0  # the cache is keyed by model fingerprint
+
+
+def test_duplicate_requests_are_computed_once(toy_tasks: Path, tmp_path: Path, fresh_cache: Path) -> None:
+    data = toy_tasks / "data" / "mc.jsonl"
+    data.write_text(data.read_text() * 2)  # every document twice
+    fake = FakeBackend()
+    evaluate([fake], ["toy_mc"], config=config(tmp_path), catalogue=Catalogue([toy_tasks]))
+    assert fake.calls["loglikelihood"] == sum(len(d["options"]) for d in MC_DOCS)
+
+
+class Flaky(FakeBackend):
+    """Dies after a number of requests, like a run interrupted half way."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__()
+        self.budget = budget
+        self.computed = 0
+
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], batch_size: int = 16
+    ) -> list[LoglikelihoodResult]:
+        if self.budget < len(requests):
+            raise KeyboardInterrupt
+        self.budget -= len(requests)
+        self.computed += len(requests)
+        return super().loglikelihood(requests, batch_size)
+
+
+def test_interrupted_run_resumes_without_recomputing(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("evalkit.runner.execute.CHUNK_SIZE", 4)
+    total = sum(len(d["options"]) for d in MC_DOCS)
+    flaky = Flaky(budget=8)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate([flaky], ["toy_mc"], config=config(tmp_path), catalogue=toy_catalogue)
+    assert 0 < flaky.computed < total
+    resumed = FakeBackend()
+    summary = evaluate([resumed], ["toy_mc"], config=config(tmp_path), catalogue=toy_catalogue)
+    assert summary.records[0].status == "ok"
+    assert resumed.calls["loglikelihood"] == total - flaky.computed
+
+
+def test_a_failing_task_is_recorded_and_the_run_goes_on(
+    toy_tasks: Path, tmp_path: Path, fresh_cache: Path
+) -> None:
+    (toy_tasks / "data" / "cloze.jsonl").unlink()
+    summary = evaluate(["fake"], suite="toy", config=config(tmp_path), catalogue=Catalogue([toy_tasks]))
+    statuses = {r.task.name: r.status for r in summary.records}
+    assert statuses == {"toy_mc": "ok", "toy_cloze": "error", "toy_gen": "ok", "toy_ppl": "ok"}
+    failed = summary.failed[0]
+    assert failed.error is not None and "cloze.jsonl" in failed.error
+    assert summary.exit_code == 2  # bad input
+    records, _ = ResultsStore(tmp_path / "results").read()
+    assert len(records) == 4
+
+
+class Exploding(FakeBackend):
+    def generate(self, requests, batch_size=16):  # type: ignore[no-untyped-def]
+        raise MemoryError("out of memory")
+
+
+def test_internal_failure_is_recorded_with_its_location(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path
+) -> None:
+    summary = evaluate([Exploding()], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
+    failed = summary.failed
+    assert [r.task.name for r in failed] == ["toy_gen"]
+    assert failed[0].error is not None and failed[0].error.startswith("MemoryError: out of memory [")
+    assert summary.exit_code == 1
+
+
+def test_unknown_names_fail_before_any_model_loads(toy_catalogue: Catalogue, tmp_path: Path) -> None:
+    from evalkit.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match="did you mean 'toy_mc'"):
+        evaluate(["fake"], ["toy_mc", "toy_mcq"], config=config(tmp_path), catalogue=toy_catalogue)
+    assert not (tmp_path / "results").exists()
+
+
+def test_num_fewshot_override_changes_prompts(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+    summary = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, num_fewshot=2), catalogue=toy_catalogue)
+    record = summary.records[0]
+    assert record.config.num_fewshot == 2 and record.task.num_fewshot == 2
+    samples = ResultsStore(tmp_path / "results").read_samples(record)
+    assert samples[0].prompt.count("Question:") == 3
+
+
+def test_chat_template_is_applied_and_recorded(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+    summary = evaluate(["fake,chat_template=true"], ["toy_gen"], config=config(tmp_path), catalogue=toy_catalogue)
+    record = summary.records[0]
+    assert record.config.chat_template and record.model.chat_template
+    samples = ResultsStore(tmp_path / "results").read_samples(record)
+    assert samples[0].prompt.startswith("<|user|>")
