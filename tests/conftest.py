@@ -47,10 +47,17 @@ def write_toy_tasks(root: Path) -> Path:
         for text, target in [("The cat sat on the", "mat"), ("Once upon a", "time"), ("Hello", "world")]:
             handle.write(json.dumps({"text": text, "target": target}) + "\n")
     with (data / "qa.jsonl").open("w") as handle:
-        for question, answer in [("Capital of France?", "Paris"), ("3 times 3?", "9"), ("Color of snow?", "white")]:
+        for question, answer in [
+            ("Capital of France?", "Paris"),
+            ("3 times 3?", "9"),
+            ("Color of snow?", "white"),
+        ]:
             handle.write(json.dumps({"question": question, "answers": [answer]}) + "\n")
     with (data / "prose.jsonl").open("w") as handle:
-        for text in ["The quick brown fox jumps over the lazy dog.", "A stitch in time saves nine, they say."]:
+        for text in [
+            "The quick brown fox jumps over the lazy dog.",
+            "A stitch in time saves nine, they say.",
+        ]:
             handle.write(json.dumps({"text": text}) + "\n")
     (root / "toy_mc.yaml").write_text(
         "name: toy_mc\n"

@@ -63,21 +63,38 @@ def build_model(kind: str, vocab_size: int) -> Any:
     torch.manual_seed(0)
     if kind == "llama":
         config: Any = LlamaConfig(
-            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-            initializer_range=0.2, tie_word_embeddings=False,
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            initializer_range=0.2,
+            tie_word_embeddings=False,
         )
     elif kind == "gemma3":
         # A sliding window of 6 makes packed rows longer than the window: the mask must model it.
         config = Gemma3TextConfig(
-            vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-            num_attention_heads=4, num_key_value_heads=1, head_dim=16, max_position_embeddings=256,
-            sliding_window=6, layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-            final_logit_softcapping=5.0, initializer_range=0.2,
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=16,
+            max_position_embeddings=256,
+            sliding_window=6,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+            final_logit_softcapping=5.0,
+            initializer_range=0.2,
         )
     elif kind == "mamba":
         config = MambaConfig(
-            vocab_size=vocab_size, hidden_size=64, state_size=8, num_hidden_layers=2,
+            vocab_size=vocab_size,
+            hidden_size=64,
+            state_size=8,
+            num_hidden_layers=2,
             initializer_range=0.2,
         )
     else:

@@ -17,13 +17,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.conftest_hf import save_tiny_model, write_tiny_llama_gguf  # noqa: E402
-
 from evalkit.backends import load_model  # noqa: E402
 from evalkit.backends._hf_tokens import model_family, rolling_windows  # noqa: E402
 from evalkit.backends.hf import TransformersBackend  # noqa: E402
 from evalkit.errors import BackendUnavailableError, SpecError  # noqa: E402
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest  # noqa: E402
+from tests.conftest_hf import save_tiny_model, write_tiny_llama_gguf  # noqa: E402
 
 KINDS = ["llama", "gemma3", "mamba"]
 CONTEXTS = [
@@ -84,7 +83,9 @@ def test_scoring_path_chosen_per_architecture(backends: dict[str, TransformersBa
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_loglikelihood_equals_hand_computed_full_forward(backends: dict[str, TransformersBackend], kind: str) -> None:
+def test_loglikelihood_equals_hand_computed_full_forward(
+    backends: dict[str, TransformersBackend], kind: str
+) -> None:
     backend = backends[kind]
     requests = _requests()
     results = backend.loglikelihood(requests, batch_size=8)
@@ -95,7 +96,15 @@ def test_loglikelihood_equals_hand_computed_full_forward(backends: dict[str, Tra
 
 
 @pytest.mark.parametrize("kind", ["llama", "gemma3"])
-def test_packed_rows_match_plain_rows(backends: dict[str, TransformersBackend], kind: str) -> None:
+@pytest.mark.parametrize("split_rows", [False, True])
+def test_packed_rows_match_plain_rows(
+    backends: dict[str, TransformersBackend], kind: str, split_rows: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evalkit.backends import _hf_score
+
+    if split_rows:  # a context's continuations spread over several packed rows
+        monkeypatch.setattr(_hf_score, "_MAX_CONTINUATIONS_PER_ROW", 2)
+        monkeypatch.setattr(_hf_score, "_MAX_ROW_BODY_TOKENS", 6)
     backend = backends[kind]
     requests = _requests()
     assert backend.scorer.packing
@@ -141,8 +150,10 @@ def test_is_greedy_only_for_the_argmax_continuation(backends: dict[str, Transfor
         for _ in range(3):
             logits = backends["llama"].model(input_ids=torch.tensor([list(context) + greedy])).logits
             greedy.append(int(logits[0, -1].argmax()))
-    other = greedy[:-1] + [(greedy[-1] + 1) % 50]
-    (_, is_greedy), (_, is_other_greedy) = scorer.score([(context, tuple(greedy)), (context, tuple(other))], 4)
+    other = [*greedy[:-1], (greedy[-1] + 1) % 50]
+    (_, is_greedy), (_, is_other_greedy) = scorer.score(
+        [(context, tuple(greedy)), (context, tuple(other))], 4
+    )
     assert is_greedy and not is_other_greedy
 
 
@@ -184,7 +195,9 @@ def test_rolling_windows_match_lm_eval() -> None:
         for window in (1, 4, 16):
             expected = [
                 lm_utils.make_disjoint_window(pair)
-                for pair in lm_utils.get_rolling_token_windows(tokens, prefix_token=7, max_seq_len=window, context_len=1)
+                for pair in lm_utils.get_rolling_token_windows(
+                    tokens, prefix_token=7, max_seq_len=window, context_len=1
+                )
             ]
             assert list(rolling_windows(tokens, 7, window)) == expected
 
@@ -208,7 +221,7 @@ def test_rolling_equals_sum_over_tokens(model_dirs: dict[str, Path], max_length:
     assert result.logprob == pytest.approx(total, abs=1e-3)
     if max_length is None:  # one window: the plain definition, every token after the prefix
         with torch.inference_mode():
-            logits = backend.model(input_ids=torch.tensor([[prefix] + tokens[:-1]])).logits[0]
+            logits = backend.model(input_ids=torch.tensor([[prefix, *tokens[:-1]]])).logits[0]
         whole = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(tokens)[:, None]).sum()
         assert result.logprob == pytest.approx(float(whole), abs=1e-3)
 
@@ -221,7 +234,9 @@ def test_family_detection(backends: dict[str, TransformersBackend]) -> None:
     assert model_family(JambaConfig()) == "hybrid" and model_family(Zamba2Config()) == "hybrid"
 
 
-def test_describe_and_fingerprints(model_dirs: dict[str, Path], backends: dict[str, TransformersBackend]) -> None:
+def test_describe_and_fingerprints(
+    model_dirs: dict[str, Path], backends: dict[str, TransformersBackend]
+) -> None:
     facts = backends["llama"].describe()
     assert facts.architecture == "LlamaForCausalLM"
     assert facts.parameters == sum(p.numel() for p in backends["llama"].model.parameters())
@@ -309,3 +324,16 @@ def test_importing_the_backend_does_not_import_torch() -> None:
     code = "import sys, evalkit.backends.hf, evalkit.backends.aliases; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_bfloat16_is_verified_in_float32_and_restored_exactly(model_dirs: dict[str, Path]) -> None:
+    backend = load_model(f"hf:{model_dirs['gemma3']},dtype=bfloat16")
+    assert isinstance(backend, TransformersBackend)
+    assert backend.scoring_path == "packed+gathered-logits"  # bf16 rounding did not veto packing
+    before = {name: t.clone() for name, t in backend.model.state_dict().items()}
+    buffers = {name: t.dtype for name, t in backend.model.named_buffers()}
+    backend.scorer.calibrate([5, 6, 7, 8, 9, 10, 11, 12])
+    after = backend.model.state_dict()
+    assert all(after[name].dtype == t.dtype and torch.equal(after[name], t) for name, t in before.items())
+    assert {name: t.dtype for name, t in backend.model.named_buffers()} == buffers
+    assert backend.model.dtype == torch.bfloat16

@@ -28,7 +28,8 @@ def test_help_is_instant_and_imports_nothing_heavy() -> None:
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom evalkit.cli.main import cli\n"
         "r = CliRunner().invoke(cli, ['--help'])\nassert r.exit_code == 0, r.output\n"
-        "heavy = [m for m in ('torch', 'transformers', 'pandas', 'datasets', 'lm_eval', 'numpy') if m in sys.modules]\n"
+        "names = ('torch', 'transformers', 'pandas', 'datasets', 'lm_eval', 'numpy')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -76,12 +77,16 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
 
 def test_malformed_task_file_names_file_and_line(toy_tasks: Path, tmp_path: Path) -> None:
     (toy_tasks / "broken.yaml").write_text("name: broken\nkind: multiple_choice\ndataset: {}\ntemplte: x\n")
-    code, _, err = invoke("run", "-m", "fake", "-t", "broken", "--task-dir", str(toy_tasks), "--results", str(tmp_path))
+    code, _, err = invoke(
+        "run", "-m", "fake", "-t", "broken", "--task-dir", str(toy_tasks), "--results", str(tmp_path)
+    )
     assert code == 2
     assert f"{toy_tasks / 'broken.yaml'}:4: unknown key 'templte'; did you mean 'template'?" in err
 
 
-def test_missing_data_file_exit_2_and_other_results_kept(toy_tasks: Path, tmp_path: Path, fresh_cache: Path) -> None:
+def test_missing_data_file_exit_2_and_other_results_kept(
+    toy_tasks: Path, tmp_path: Path, fresh_cache: Path
+) -> None:
     (toy_tasks / "data" / "qa.jsonl").unlink()
     results = tmp_path / "results"
     code, _, err = invoke(

@@ -38,13 +38,20 @@ def test_acc_and_acc_norm_follow_lm_eval() -> None:
     doc = {"id": "1", "query": "q", "choices": ["a", "much longer answer"], "gold": 1}
     sample = kind.prepare(task, doc, "q")
     # Raw: "a" wins (-2 > -10). Per character: -2/1 = -2 vs -10/18 = -0.56, so the long one wins.
-    score = kind.score(task, sample, [LoglikelihoodResult(-2.0, False, 1), LoglikelihoodResult(-10.0, False, 3)])
+    score = kind.score(
+        task, sample, [LoglikelihoodResult(-2.0, False, 1), LoglikelihoodResult(-10.0, False, 3)]
+    )
     assert score.scores == {"acc": 0.0, "acc_norm": 1.0}
 
 
 def test_partial_scoring_uses_per_choice_contexts() -> None:
     task = spec(num_fewshot=0)
-    doc = {"id": "w", "contexts": ["Ann gave Bo", "Bo gave Ann"], "choices": ["the book", "the book"], "gold": 1}
+    doc = {
+        "id": "w",
+        "contexts": ["Ann gave Bo", "Bo gave Ann"],
+        "choices": ["the book", "the book"],
+        "gold": 1,
+    }
     kind = get_kind("multiple_choice")
     sample = kind.prepare(task, doc, build_context(task, doc, [], kind.fewshot_answer))
     assert [r.context for r in sample.requests] == ["Ann gave Bo", "Bo gave Ann"]
@@ -59,7 +66,11 @@ def test_mean_metric_stderr_is_sample_std_over_sqrt_n() -> None:
     for i, v in enumerate(values):
         doc = {"id": str(i), "query": "q", "choices": ["x", "y"], "gold": 0 if v else 1}
         sample = kind.prepare(task, doc, "q")
-        scores.append(kind.score(task, sample, [LoglikelihoodResult(-1.0, True, 1), LoglikelihoodResult(-2.0, False, 1)]))
+        scores.append(
+            kind.score(
+                task, sample, [LoglikelihoodResult(-1.0, True, 1), LoglikelihoodResult(-2.0, False, 1)]
+            )
+        )
     metric = kind.aggregate(scores, ["acc"])["acc"]
     assert metric.value == pytest.approx(0.75)
     assert metric.stderr == pytest.approx(statistics.stdev(values) / math.sqrt(4))

@@ -12,7 +12,7 @@ from evalkit.requests import LoglikelihoodRequest, LoglikelihoodResult
 from evalkit.results import ResultsStore
 from evalkit.runner import EvalConfig, evaluate
 from evalkit.specs import Catalogue
-from conftest import MC_DOCS
+from tests.conftest import MC_DOCS
 
 
 def config(tmp_path: Path, **overrides: object) -> EvalConfig:
@@ -21,7 +21,9 @@ def config(tmp_path: Path, **overrides: object) -> EvalConfig:
     return EvalConfig(**fields)  # type: ignore[arg-type]
 
 
-def test_every_kind_produces_a_stored_record(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+def test_every_kind_produces_a_stored_record(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path
+) -> None:
     summary = evaluate(["fake"], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
     assert [r.status for r in summary.records] == ["ok"] * 4
     assert summary.exit_code == 0
@@ -40,7 +42,9 @@ def test_every_kind_produces_a_stored_record(toy_catalogue: Catalogue, tmp_path:
     assert [s.sample_id for s in samples] == [str(i) for i in range(len(MC_DOCS))]
 
 
-def test_accuracy_matches_a_hand_computation(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+def test_accuracy_matches_a_hand_computation(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path
+) -> None:
     fake = FakeBackend()
     expected = []
     for doc in MC_DOCS:
@@ -59,7 +63,9 @@ def test_limit_and_task_fingerprint(toy_catalogue: Catalogue, tmp_path: Path, fr
     cut = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, limit=2), catalogue=toy_catalogue).records[0]
     assert cut.task.num_samples == 2 and cut.config.limit == 2
     assert cut.task.fingerprint != full.task.fingerprint
-    again = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, limit=2), catalogue=toy_catalogue).records[0]
+    again = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, limit=2), catalogue=toy_catalogue).records[
+        0
+    ]
     assert again.task.fingerprint == cut.task.fingerprint
 
 
@@ -154,7 +160,9 @@ def test_unknown_names_fail_before_any_model_loads(toy_catalogue: Catalogue, tmp
     assert not (tmp_path / "results").exists()
 
 
-def test_num_fewshot_override_changes_prompts(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
+def test_num_fewshot_override_changes_prompts(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path
+) -> None:
     summary = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, num_fewshot=2), catalogue=toy_catalogue)
     record = summary.records[0]
     assert record.config.num_fewshot == 2 and record.task.num_fewshot == 2
@@ -162,8 +170,12 @@ def test_num_fewshot_override_changes_prompts(toy_catalogue: Catalogue, tmp_path
     assert samples[0].prompt.count("Question:") == 3
 
 
-def test_chat_template_is_applied_and_recorded(toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path) -> None:
-    summary = evaluate(["fake,chat_template=true"], ["toy_gen"], config=config(tmp_path), catalogue=toy_catalogue)
+def test_chat_template_is_applied_and_recorded(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path
+) -> None:
+    summary = evaluate(
+        ["fake,chat_template=true"], ["toy_gen"], config=config(tmp_path), catalogue=toy_catalogue
+    )
     record = summary.records[0]
     assert record.config.chat_template and record.model.chat_template
     samples = ResultsStore(tmp_path / "results").read_samples(record)

@@ -43,8 +43,10 @@ def test_unknown_key_names_line_and_suggests(tmp_path: Path) -> None:
 
 
 def test_nested_unknown_key_points_at_its_line(tmp_path: Path) -> None:
-    text = GOOD.replace("    - {format: jsonl, path: data.jsonl, split: test}\n",
-                        "    - format: jsonl\n      path: data.jsonl\n      split: test\n      spilt: x\n")
+    text = GOOD.replace(
+        "    - {format: jsonl, path: data.jsonl, split: test}\n",
+        "    - format: jsonl\n      path: data.jsonl\n      split: test\n      spilt: x\n",
+    )
     path = write(tmp_path, text)
     with pytest.raises(SpecError) as info:
         load_task_file(path)

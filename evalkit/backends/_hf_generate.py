@@ -42,7 +42,9 @@ def greedy_generate(
     results: dict[int, GenerateResult] = {}
     with torch.inference_mode():
         for batch in _batches(order, prompts, max(1, batch_size), pad_free=pad_free):
-            batch_results = _generate_batch(model, encoder, [prompts[i] for i in batch], [requests[i] for i in batch])
+            batch_results = _generate_batch(
+                model, encoder, [prompts[i] for i in batch], [requests[i] for i in batch]
+            )
             results.update(zip(batch, batch_results, strict=True))
     return [results[i] for i in range(len(requests))]
 
@@ -98,7 +100,7 @@ def _generate_batch(
     config.max_new_tokens = max(r.max_tokens for r in requests)
     config.max_length = None
     config.pad_token_id, config.eos_token_id = int(pad_id), eos_ids or None
-    output = model.generate(
+    output = model.generate(  # type: ignore[operator]
         input_ids=input_ids,
         attention_mask=attention_mask,
         generation_config=config,
@@ -113,7 +115,7 @@ def _generate_batch(
                 n = position + 1
                 break
         kept = [t for t in produced[:n] if t not in eos_ids]
-        text = tokenizer.decode(kept, skip_special_tokens=True)
+        text = str(tokenizer.decode(kept, skip_special_tokens=True))
         cut = min((text.index(s) for s in request.stop if s and s in text), default=len(text))
         results.append(GenerateResult(text=text[:cut], num_tokens=n))
     return results

@@ -124,19 +124,27 @@ def looks_like_hub_id(target: str) -> bool:
 # --- internals ------------------------------------------------------------------------------
 
 
-def _from_pretrained(location: str, dtype: str, **extra: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def _from_pretrained(
+    location: str, dtype: str, **extra: str
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(location, **extra)
     except (OSError, ValueError) as exc:
-        raise BackendUnavailableError(f"cannot load a tokenizer from {location}: {_first_line(exc)}") from None
+        raise BackendUnavailableError(
+            f"cannot load a tokenizer from {location}: {_first_line(exc)}"
+        ) from None
     try:
         model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype(dtype), **extra)
     except ImportError as exc:
-        raise BackendUnavailableError(f"loading {location} needs a missing package: {_first_line(exc)}") from None
+        raise BackendUnavailableError(
+            f"loading {location} needs a missing package: {_first_line(exc)}"
+        ) from None
     except (OSError, ValueError, KeyError) as exc:
-        raise BackendUnavailableError(f"cannot load a causal LM from {location}: {_first_line(exc)}") from None
+        raise BackendUnavailableError(
+            f"cannot load a causal LM from {location}: {_first_line(exc)}"
+        ) from None
     model.eval()
     return model, tokenizer
 
@@ -149,7 +157,7 @@ def _convert_gguf(path: Path, dtype: str) -> tuple[PreTrainedModel, PreTrainedTo
     log.info("converting %s to %s with transformers (once; cached afterwards)", path.name, dtype)
     model, tokenizer = _from_pretrained(str(path.parent), dtype, gguf_file=path.name)
     # The weights are plain tensors now; forget the GGUF quantizer so save_pretrained accepts them.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     return model, tokenizer
@@ -228,7 +236,8 @@ def _hub_call(repo_id: str, call: Any) -> Any:
     except Exception:  # connection refused, DNS failure, timeout, HF_HUB_OFFLINE=1, ...
         pass
     raise BackendUnavailableError(
-        f"cannot fetch {repo_id!r} from the Hugging Face hub (offline?); pass a local directory or a GGUF file"
+        f"cannot fetch {repo_id!r} from the Hugging Face hub (offline?); "
+        "pass a local directory or a GGUF file"
     )
 
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evalkit.backends._hf_tokens import text_config
+from evalkit.errors import DataError
 
 if TYPE_CHECKING:
     import torch
@@ -32,11 +34,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("evalkit.backends.hf")
 
 TokenPair = tuple[tuple[int, ...], tuple[int, ...]]
-# Upper bounds that keep one packed row and one batch's 4D mask modest in memory.
+# Upper bounds that keep one packed row and one batch's 4D mask modest: attention cost grows with
+# the square of the row, so a context with very many or very long continuations spans several rows.
 _MAX_CONTINUATIONS_PER_ROW = 32
+_MAX_ROW_BODY_TOKENS = 1024
 _MAX_MASK_BYTES = 256 << 20
-# The probe: two contexts of different lengths (so rows are padded) with 1-, 2- and 4-token
-# continuations (so continuations share the context position and see each other's slots).
+# The probe: two contexts of different lengths (so rows are padded), each with a 2- and a 3-token
+# continuation: both have body tokens in the packed row, so a leak between them would show.
+# Kept small: each reference forward computes full logits (0.2 s with Gemma's 262k vocabulary).
 _PROBE_TEXT = (
     "The committee met on a cold morning to decide which of the four bridges should be "
     "repaired first, and after a long debate they chose the oldest one near the river."
@@ -80,17 +85,24 @@ class PairScorer:
 
     # --- choosing the path --------------------------------------------------------------------
 
-    def calibrate(self, probe_tokens: Sequence[int], tolerance: float) -> None:
-        """Switch on each optimisation that reproduces a plain full forward on a probe."""
+    def calibrate(self, probe_tokens: Sequence[int], tolerance: float = 1e-4) -> None:
+        """Switch on each optimisation that reproduces a plain full forward on a probe.
+
+        The check runs in float32 even for a bfloat16 model: bfloat16 logits are too coarse
+        (one ulp is ~0.06 at logit 16) to tell a wrong mask from rounding, while the question
+        asked - is the packed computation the same function? - does not depend on the dtype.
+        bfloat16 -> float32 -> bfloat16 is exact, so the weights come back bit-identical.
+        """
         pairs = _probe_pairs(probe_tokens)
-        reference = [self._reference(pair) for pair in pairs]
-        self.gathered_logits = self._try("gathered logits", pairs, reference, tolerance, gathered=True)
-        if self.family in ("ssm", "hybrid"):
-            self.path_notes.append("packing off: recurrent layers cannot share a prefix through a mask")
-        elif self._layout is None:
-            self.path_notes.append("packing off: attention layer types this scorer does not model")
-        else:
-            self.packing = self._try("packing", pairs, reference, tolerance, packing=True)
+        with _in_float32(self.model):
+            reference = [self._reference(pair) for pair in pairs]
+            self.gathered_logits = self._try("gathered logits", pairs, reference, tolerance, gathered=True)
+            if self.family in ("ssm", "hybrid"):
+                self.path_notes.append("packing off: recurrent layers cannot share a prefix through a mask")
+            elif self._layout is None:
+                self.path_notes.append("packing off: attention layer types this scorer does not model")
+            else:
+                self.packing = self._try("packing", pairs, reference, tolerance, packing=True)
         log.info("transformers scoring path: %s (%s)", self.path, "; ".join(self.path_notes) or "verified")
 
     def _try(
@@ -167,14 +179,30 @@ class PairScorer:
             else:
                 rows.append(self._plain_row(context, continuation, index))
         for context, members in groups.items():
-            for start in range(0, len(members), _MAX_CONTINUATIONS_PER_ROW):
-                rows.append(_packed_row(context, members[start : start + _MAX_CONTINUATIONS_PER_ROW]))
+            chunk: list[tuple[tuple[int, ...], int]] = []
+            body = 0
+            for member in members:
+                extra = len(member[0]) - 1
+                if chunk and (
+                    len(chunk) >= _MAX_CONTINUATIONS_PER_ROW or body + extra > _MAX_ROW_BODY_TOKENS
+                ):
+                    rows.append(_packed_row(context, chunk))
+                    chunk, body = [], 0
+                chunk.append(member)
+                body += extra
+            rows.append(_packed_row(context, chunk))
         return rows
 
     def _plain_row(self, context: tuple[int, ...], continuation: tuple[int, ...], index: int) -> _Row:
-        window = (list(context) + list(continuation))[-(self.max_length + 1) :][:-1]
         n = len(continuation)
-        return _Row(tokens=window, reads=[(index, list(range(len(window) - n, len(window))), list(continuation))])
+        if n > self.max_length:
+            raise DataError(
+                f"a continuation of {n} tokens does not fit the model's {self.max_length}-token window"
+            )
+        window = (list(context) + list(continuation))[-(self.max_length + 1) :][:-1]
+        return _Row(
+            tokens=window, reads=[(index, list(range(len(window) - n, len(window))), list(continuation))]
+        )
 
     def _score_batch(self, batch: list[_Row]) -> dict[int, tuple[float, bool]]:
         import torch
@@ -257,6 +285,24 @@ class PairScorer:
         return {"attention_mask": mask_arg, "position_ids": positions}
 
 
+@contextmanager
+def _in_float32(model: PreTrainedModel) -> Iterator[None]:
+    """Temporarily hold every bfloat16/float16 parameter and buffer in float32, then restore."""
+    import torch
+
+    tensors = [
+        t for t in (*model.parameters(), *model.buffers()) if t.dtype in (torch.bfloat16, torch.float16)
+    ]
+    dtypes = [t.dtype for t in tensors]
+    for tensor in tensors:
+        tensor.data = tensor.data.float()
+    try:
+        yield
+    finally:
+        for tensor, dtype in zip(tensors, dtypes, strict=True):
+            tensor.data = tensor.data.to(dtype)
+
+
 def attention_layout(config: Any) -> dict[str, int | None] | None:
     """Attention layer type -> sliding window (None = full), or None if not maskable by us.
 
@@ -285,7 +331,7 @@ def _packed_row(context: tuple[int, ...], members: list[tuple[tuple[int, ...], i
         row.tokens.extend(body)
         row.segments = (row.segments or []) + [segment] * len(body)
         row.positions = (row.positions or []) + list(range(n_context, n_context + len(body)))
-        reads = [n_context - 1] + list(range(start, start + len(body)))
+        reads = [n_context - 1, *list(range(start, start + len(body)))]
         row.reads.append((index, reads, list(continuation)))
     return row
 
@@ -311,7 +357,7 @@ def _probe_pairs(tokens: Sequence[int]) -> list[TokenPair]:
     while len(ids) < 24:
         ids = ids + ids
     short, long_ = tuple(ids[:5]), tuple(ids[3:14])
-    tails = [tuple(ids[14:15]), tuple(ids[15:17]), tuple(ids[17:21])]
+    tails = [tuple(ids[14:16]), tuple(ids[16:19])]
     return [(context, tail) for context in (short, long_) for tail in tails]
 
 

@@ -98,7 +98,7 @@ class HFLMEncoder:
         if prefix is None:
             raise ValueError("the tokenizer has neither a BOS nor an EOS token to condition on")
         self.prefix_token_id: int = int(prefix)
-        self._prefix_text: str = tokenizer.decode(self.prefix_token_id)
+        self._prefix_text: str = str(tokenizer.decode(self.prefix_token_id))
 
     def encode(self, text: str, add_special_tokens: bool | None = None) -> list[int]:
         """HFLM.tok_encode."""
@@ -152,7 +152,7 @@ def rolling_windows(
         return
     pred_len = max_seq_len  # max_seq_len - context_len + 1 with context_len = 1
     first_len = min(max_seq_len, len(token_list))
-    windows = [([prefix_token] + token_list[: first_len - 1], token_list[:first_len])]
+    windows = [([prefix_token, *token_list[: first_len - 1]], token_list[:first_len])]
     predicted = first_len
     while predicted < len(token_list):
         window_pred_len = min(len(token_list) - predicted, pred_len)

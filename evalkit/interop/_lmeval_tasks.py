@@ -1,8 +1,8 @@
 """Finding and loading one lm-eval task: names, users' task folders, and data offline.
 
 Three costs of lm-eval shape this module. Indexing its ~15k task YAML files takes
-seconds, so task managers are built once per process, and a task found in a user's
-own folder is loaded from an index of that folder alone. Loading a dataset from an
+seconds, so that index is built once per process, and a task found in a user's own
+folder is loaded from an index of that folder alone. Loading a dataset from an
 unreachable hub retries for half a minute, so when a quick probe finds the hub
 unreachable the load runs in the Hugging Face offline mode and fails at once.
 And lm-eval's errors name neither the task nor the fix, so they are translated here.
@@ -53,9 +53,21 @@ def include_paths(include_path: PathLike | Sequence[PathLike] | None) -> tuple[P
     return tuple(dict.fromkeys(paths))
 
 
-@functools.cache
 def task_manager(paths: tuple[Path, ...], include_defaults: bool) -> TaskManager:
-    """One lm-eval TaskManager per set of folders, kept for the process (indexing is slow)."""
+    """An lm-eval TaskManager over `paths` (and lm-eval's built-in tasks when include_defaults).
+
+    The built-in index takes seconds, so managers that include it are kept for the process;
+    one over the user's folders alone is rebuilt each time, so new or renamed YAML files show up.
+    """
+    return _full_task_manager(paths) if include_defaults else _build_task_manager(paths, False)
+
+
+@functools.cache
+def _full_task_manager(paths: tuple[Path, ...]) -> TaskManager:
+    return _build_task_manager(paths, True)
+
+
+def _build_task_manager(paths: tuple[Path, ...], include_defaults: bool) -> TaskManager:
     from lm_eval.tasks import TaskManager
 
     return TaskManager(include_path=[str(p) for p in paths] or None, include_defaults=include_defaults)

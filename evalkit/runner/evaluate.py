@@ -123,7 +123,7 @@ def _run_one(
                 seed=config.seed if config.seed is not None else 1234,
                 batch_size=config.batch_size,
             )
-            outcome = TaskOutcome(lm.task, lm.metrics, lm.samples, num_fewshot or 0, config.seed or 1234)
+            outcome = TaskOutcome(lm.task, lm.metrics, lm.samples, lm.task.num_fewshot, config.seed or 1234)
         else:
             outcome = run_task(
                 backend,

@@ -1,0 +1,105 @@
+"""Wall time of evalkit against lm-eval 0.4.13's HFLM: same model object, same samples, one run.
+
+    .venv/bin/python benchmarks/bench_vs_lmeval.py [--limit 200] [--batch-size 16] \
+        [--tasks arc_easy,hellaswag]
+
+Both sides score the same (context, continuation) pairs — evalkit's prompts are lm-eval's
+(tests/test_builtin_tasks.py proves it) — on the *same* torch module in float32. lm-eval is timed
+on its model call plus the argmax that turns loglikelihoods into accuracy; evalkit is timed on its
+whole pipeline (loading documents, building prompts, scoring, statistics), with its response cache
+off. The script prints both accuracies (they must be equal) and the ratio evalkit / lm-eval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from evalkit.backends import load_model
+from evalkit.kinds import get_kind
+from evalkit.kinds.prompt import build_context
+from evalkit.runner import EvalConfig, evaluate
+from evalkit.sources import load_documents
+from evalkit.specs import default_catalogue
+
+
+def lmeval_accuracy(lm: Any, task_name: str, limit: int) -> tuple[float, float, float]:
+    """(acc, acc_norm, seconds) for lm-eval's HFLM on the task's first `limit` documents."""
+    from lm_eval.api.instance import Instance
+
+    spec = default_catalogue().task(task_name)
+    kind = get_kind(spec.kind)
+    documents = load_documents(spec, "eval").documents[:limit]
+    samples = [kind.prepare(spec, d, build_context(spec, d, [], kind.fewshot_answer)) for d in documents]
+    instances = [
+        Instance("loglikelihood", doc={}, arguments=(r.context, r.continuation), idx=i)  # type: ignore[union-attr]
+        for sample in samples
+        for i, r in enumerate(sample.requests)
+    ]
+    start = time.perf_counter()
+    answers = lm.loglikelihood(instances, disable_tqdm=True)
+    correct = correct_norm = 0
+    position = 0
+    for sample, doc in zip(samples, documents, strict=True):
+        lls = [ll for ll, _ in answers[position : position + len(sample.requests)]]
+        position += len(sample.requests)
+        norm = [ll / len(c) for ll, c in zip(lls, doc["choices"], strict=True)]
+        correct += int(max(range(len(lls)), key=lls.__getitem__) == doc["gold"])
+        correct_norm += int(max(range(len(norm)), key=norm.__getitem__) == doc["gold"])
+    seconds = time.perf_counter() - start
+    return correct / len(samples), correct_norm / len(samples), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--tasks", default="arc_easy,hellaswag")
+    args = parser.parse_args()
+
+    import torch
+    from lm_eval.models.huggingface import HFLM
+
+    backend = load_model(args.model)
+    model = backend.model  # type: ignore[attr-defined]
+    tokenizer = backend.loaded.tokenizer  # type: ignore[attr-defined]
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size, dtype=torch.float32)
+    path = getattr(backend, "scoring_path", "?")
+    print(f"model {args.model}: {backend.describe().architecture}, scoring path {path}")
+    print(
+        f"torch threads {torch.get_num_threads()}, batch size {args.batch_size}, {args.limit} samples per task"
+    )
+
+    total_lm = total_ek = 0.0
+    for task in args.tasks.split(","):
+        acc_lm, acc_norm_lm, seconds_lm = lmeval_accuracy(lm, task, args.limit)
+        config = EvalConfig(
+            limit=args.limit,
+            batch_size=args.batch_size,
+            use_cache=False,
+            show_progress=False,
+            results_dir=None,
+        )
+        start = time.perf_counter()
+        record = evaluate([backend], [task], config=config).records[0]
+        seconds_ek = time.perf_counter() - start
+        if record.status != "ok":
+            raise SystemExit(f"evalkit failed on {task}: {record.error}")
+        acc_ek, acc_norm_ek = record.metrics["acc"].value, record.metrics["acc_norm"].value
+        same = "equal" if (acc_ek, acc_norm_ek) == (acc_lm, acc_norm_lm) else "DIFFERENT"
+        print(
+            f"{task:<12} lm-eval {seconds_lm:6.1f}s acc {acc_lm:.4f} acc_norm {acc_norm_lm:.4f} | "
+            f"evalkit {seconds_ek:6.1f}s acc {acc_ek:.4f} acc_norm {acc_norm_ek:.4f} | accuracies {same} | "
+            f"ratio {seconds_ek / seconds_lm:.3f}"
+        )
+        total_lm += seconds_lm
+        total_ek += seconds_ek
+    print(
+        f"total: lm-eval {total_lm:.1f}s, evalkit {total_ek:.1f}s, ratio evalkit/lm-eval = {total_ek / total_lm:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
