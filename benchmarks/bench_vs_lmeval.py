@@ -68,9 +68,8 @@ def main() -> None:
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size, dtype=torch.float32)
     path = getattr(backend, "scoring_path", "?")
     print(f"model {args.model}: {backend.describe().architecture}, scoring path {path}")
-    print(
-        f"torch threads {torch.get_num_threads()}, batch size {args.batch_size}, {args.limit} samples per task"
-    )
+    threads = torch.get_num_threads()
+    print(f"torch threads {threads}, batch size {args.batch_size}, {args.limit} samples per task")
 
     total_lm = total_ek = 0.0
     for task in args.tasks.split(","):
@@ -96,9 +95,8 @@ def main() -> None:
         )
         total_lm += seconds_lm
         total_ek += seconds_ek
-    print(
-        f"total: lm-eval {total_lm:.1f}s, evalkit {total_ek:.1f}s, ratio evalkit/lm-eval = {total_ek / total_lm:.3f}"
-    )
+    ratio = total_ek / total_lm
+    print(f"total: lm-eval {total_lm:.1f}s, evalkit {total_ek:.1f}s, ratio evalkit/lm-eval = {ratio:.3f}")
 
 
 if __name__ == "__main__":
