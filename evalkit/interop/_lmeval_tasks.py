@@ -13,24 +13,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import socket
-import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from evalkit.errors import DataError, SpecError, UnknownNameError
+from evalkit.hub import hub_offline, hub_reachable
 
 if TYPE_CHECKING:
     from lm_eval.api.task import Task
     from lm_eval.tasks import TaskManager
 
 INCLUDE_ENV = "EVALKIT_LMEVAL_INCLUDE"
-HUB_PROBE_TIMEOUT_S = 2.0
-_OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-_TRUE = {"1", "ON", "YES", "TRUE"}
 
 PathLike = str | Path
 
@@ -140,70 +134,3 @@ def _load_with_data(manager: TaskManager, name: str) -> Any:
             f"${INCLUDE_ENV}; or fill the Hugging Face datasets cache on a connected machine and run with "
             "HF_DATASETS_OFFLINE=1"
         ) from exc
-
-
-def hub_reachable() -> bool:
-    """Whether huggingface.co (or $HF_ENDPOINT, or the HTTPS proxy) accepts a TCP connection within 2 s.
-
-    Answered once per process: the hub does not come and go during a run, and each probe costs up to 2 s.
-    """
-    if any(os.environ.get(key, "").upper() in _TRUE for key in _OFFLINE_ENV):
-        return False
-    return _probe(_hub_address())
-
-
-@functools.cache
-def _probe(address: tuple[str, int]) -> bool:
-    outcome: list[bool] = []
-
-    def connect() -> None:
-        try:
-            with socket.create_connection(address, timeout=HUB_PROBE_TIMEOUT_S):
-                outcome.append(True)
-        except OSError:
-            outcome.append(False)
-
-    # Name resolution ignores socket timeouts, so the probe runs in a thread we stop waiting for.
-    probe = threading.Thread(target=connect, name="evalkit-hub-probe", daemon=True)
-    probe.start()
-    probe.join(HUB_PROBE_TIMEOUT_S + 0.5)
-    return bool(outcome and outcome[0])
-
-
-def _hub_address() -> tuple[str, int]:
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    default_port = 443 if url.scheme == "https" else 80
-    return url.hostname or "huggingface.co", url.port or default_port
-
-
-@contextlib.contextmanager
-def hub_offline() -> Iterator[None]:
-    """Put huggingface_hub and datasets in offline mode for the duration, then restore them.
-
-    Both libraries read HF_HUB_OFFLINE when first imported, so setting the variable is not
-    enough once they are loaded: their module-level flags are switched too.
-    """
-    saved_env = {key: os.environ.get(key) for key in _OFFLINE_ENV}
-    flags = [
-        ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
-        ("datasets.config", "HF_HUB_OFFLINE"),
-        ("datasets.config", "HF_DATASETS_OFFLINE"),
-    ]
-    saved_flags = []
-    for module_name, attr in flags:
-        module = sys.modules.get(module_name)
-        if module is not None and hasattr(module, attr):
-            saved_flags.append((module, attr, getattr(module, attr)))
-            setattr(module, attr, True)
-    os.environ.update(dict.fromkeys(_OFFLINE_ENV, "1"))
-    try:
-        yield
-    finally:
-        for module, attr, value in saved_flags:
-            setattr(module, attr, value)
-        for key, old in saved_env.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
