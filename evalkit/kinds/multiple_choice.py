@@ -52,7 +52,12 @@ class MultipleChoice:
         )
 
     def aggregate(self, scores: Sequence[SampleScore], metrics: Sequence[str]) -> dict[str, MetricValue]:
-        return {m: mean_metric([s.scores[m] for s in scores]) for m in metrics}
+        # Random guessing scores 1/k on a k-choice question; leaderboards normalise against it.
+        chance = sum(1.0 / s.extra["num_choices"] for s in scores) / len(scores) if scores else None
+        return {
+            m: mean_metric([s.scores[m] for s in scores]).model_copy(update={"chance": chance})
+            for m in metrics
+        }
 
     def fewshot_answer(self, task: TaskSpec, doc: dict[str, Any]) -> str:
         choices, gold = _choices_and_gold(task, doc)

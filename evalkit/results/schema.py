@@ -24,6 +24,9 @@ class MetricValue(BaseModel):
     n: int  # samples the metric was computed on
     higher_is_better: bool
     bounded: bool = Field(description="True for fractions in [0, 1] (accuracies); those enter the mean")
+    chance: float | None = Field(
+        default=None, description="the expected score of random guessing (mean of 1/choices), when defined"
+    )
 
 
 class DataSourceFacts(BaseModel):
@@ -76,6 +79,18 @@ class HostFacts(BaseModel):
     python: str
 
 
+class LongContextMatrix(BaseModel):
+    """A long-context task's depth × length grid, kept whole so heatmaps need only the store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lengths: list[int]  # nominal prompt lengths in tokens, ascending
+    depths: list[float]  # where the needle sits, 0 (start) … 1 (end)
+    scores: list[list[float | None]]  # [depth][length] on a 0–100 scale; None = skipped (beyond window)
+    threshold: float | None = None  # the score that counts as "works" (RULER: 85.6)
+    effective_context_length: int | None = None
+
+
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -91,7 +106,10 @@ class RunRecord(BaseModel):
     task: TaskFacts
     config: RunConfig
     metrics: dict[str, MetricValue]
+    # Efficiency figures, flat keys in SI units: load_time_s, peak_memory_bytes, prefill_tokens_per_s,
+    # decode_tokens_per_s, time_per_output_token_s, ... (see README "Results").
     efficiency: dict[str, Any] | None = None
+    long_context: LongContextMatrix | None = None
     host: HostFacts
     libraries: dict[str, str]
     status: Literal["ok", "error"]
