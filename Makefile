@@ -18,7 +18,7 @@ STAMP := $(VENV)/.evalkit-installed
 DEMO_MODELS ?= --model smollm2-135m --model gemma3-270m
 RESULTS ?= results
 
-.PHONY: setup demo test lint typecheck unit clean
+.PHONY: setup demo test lint typecheck unit browser-deps clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,17 @@ test: lint typecheck
 
 unit: setup
 	$(BIN)/python -m pytest -q -m "not real"
+
+# The site's browser tests drive Debian's headless Chromium (tool-managed browser downloads fail
+# here). Installs it when missing and we are root on a Debian-like system; otherwise says how.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+		echo "browser tests will be skipped: install chromium and chromium-driver (e.g. sudo apt-get install chromium chromium-driver)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,124 +6,47 @@ of the markdown output; review the diff before committing it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
+from fabricate_results import (
+    DAY,
+    GOLDEN,
+    correct_on,
+    golden_samples,
+    golden_set,
+    make_record,
+    perplexity,
+    run_main,
+    scored,
+    sha,
+    store_with,
+)
 
 from evalkit import report
 from evalkit.cli import leaderboard as leaderboard_cli
-from evalkit.cli.main import main
 from evalkit.errors import DataError
-from evalkit.report import build_leaderboard, error_rows, leaderboard_frame
-from evalkit.results import MetricValue, ResultsStore, RunRecord
-
-GOLDEN = Path(__file__).parent / "golden"
-BASE = json.loads((GOLDEN / "run_record_v1.jsonl").read_text(encoding="utf-8"))
-DAY = "2025-01-02T{}:00+00:00"
+from evalkit.report import build_leaderboard, compare_paired, error_rows, leaderboard_frame
+from evalkit.results import LongContextMatrix, ResultsStore, RunRecord, SampleLog
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def perplexity(value: float, n: int = 60) -> MetricValue:
-    return MetricValue(value=value, stderr=None, ci95=None, n=n, higher_is_better=False, bounded=False)
-
-
-def make_record(
-    model: str,
-    task: str,
-    metrics: Mapping[str, float | MetricValue],
-    *,
-    finished: str = DAY.format("10:00"),
-    primary: str | None = None,
-    model_fp: str | None = None,
-    task_fp: str | None = None,
-    run_id: str = "run-1",
-    n: int = 400,
-    error: str | None = None,
-) -> RunRecord:
-    """A valid record built on the golden one; plain floats become bounded accuracies with stderr."""
-    values = {
-        name: value
-        if isinstance(value, MetricValue)
-        else MetricValue(
-            value=value,
-            stderr=math.sqrt(value * (1 - value) / n),
-            ci95=None,
-            n=n,
-            higher_is_better=True,
-            bounded=True,
-        )
-        for name, value in metrics.items()
-    }
-    data = json.loads(json.dumps(BASE))
-    data["model"].update(name=model, fingerprint=model_fp or sha(model))
-    data["task"].update(
-        name=task,
-        fingerprint=task_fp or sha(task),
-        primary_metric=primary or next(iter(values), "acc"),
-        num_samples=n,
-    )
-    data.update(
-        record_id=sha(f"{model}|{task}|{finished}|{run_id}")[:12],
-        run_id=run_id,
-        finished_at=finished,
-        metrics={name: value.model_dump() for name, value in values.items()},
-        status="error" if error else "ok",
-        error=error,
-        samples_file=None,
-    )
-    return RunRecord.model_validate(data)
-
-
-def golden_set() -> list[RunRecord]:
-    """A small, fixed store: three models, a perplexity task, a gap and a failed run."""
-    return [
-        make_record("smollm2-135m", "arc_easy", {"acc": 0.5625, "acc_norm": 0.5}),
-        make_record("smollm2-135m", "hellaswag", {"acc_norm": 0.41}),
-        make_record("smollm2-135m", "wikitext", {"word_perplexity": perplexity(28.3125)}),
-        make_record("gemma3-270m", "arc_easy", {"acc": 0.6075}),
-        make_record("gemma3-270m", "hellaswag", {"acc_norm": 0.455}),
-        make_record("tiny-mamba", "arc_easy", {"acc": 0.3}, n=100),
-        make_record("tiny-mamba", "hellaswag", {}, primary="acc_norm", error="RuntimeError: out of memory"),
-    ]
-
-
-def store_with(tmp_path: Path, records: list[RunRecord]) -> Path:
-    store = ResultsStore(tmp_path / "results")
-    for record in records:
-        store.append(record)
-    return store.root
+def golden_store(tmp_path: Path) -> Path:
+    """The golden set with per-sample logs, so the command can rank."""
+    records = golden_set()
+    return store_with(tmp_path / "results", records, golden_samples(records))
 
 
 def invoke(results: Path, *args: str) -> Result:
     return CliRunner().invoke(leaderboard_cli.leaderboard, ["--results", str(results), *args])
-
-
-def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Through evalkit's real entry point, which turns EvalkitError into `error: ...` and exit 2."""
-    old_argv = sys.argv
-    sys.argv = ["evalkit", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old_argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 # -- the frame ------------------------------------------------------------------------------------
@@ -206,7 +129,7 @@ def test_two_task_versions_show_the_latest_with_a_note() -> None:
             "m", "arc_easy", {"acc": 0.6}, task_fp=sha("limit 100"), n=100, finished=DAY.format("10:00")
         ),
     ]
-    board = build_leaderboard(records)
+    board = build_leaderboard(records, normalized=False)
     assert board.frame.loc[0, "arc_easy/acc"] == 0.6
     assert board.frame.loc[0, "arc_easy/acc:n"] == 100
     (note,) = board.notes
@@ -251,7 +174,7 @@ def test_error_fixed_by_a_later_rerun_is_listed_only_in_history() -> None:
 
 def test_record_without_its_primary_metric_is_noted_not_fatal() -> None:
     records = [make_record("m", "arc_easy", {"acc_norm": 0.5}, primary="acc")]
-    board = build_leaderboard(records)
+    board = build_leaderboard(records, normalized=False)
     assert board.columns == ()
     assert "no value for its primary metric 'acc'" in board.notes[0]
 
@@ -265,46 +188,61 @@ def test_empty_input_gives_an_empty_frame_with_the_fixed_columns() -> None:
         "family",
         "parameters",
         "quantization",
+        "bytes_on_disk",
         "mean",
         "tasks_in_mean",
+        "pareto_memory",
     ]
 
 
 # -- the command ----------------------------------------------------------------------------------
 
 
-def test_table_shows_percentages_stderr_plain_perplexity_and_a_legend(tmp_path: Path) -> None:
-    result = invoke(store_with(tmp_path, golden_set()))
+def test_table_shows_ranks_percentages_intervals_normalized_scores_and_a_legend(tmp_path: Path) -> None:
+    result = invoke(golden_store(tmp_path))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
+        "rank",
         "model",
         "mean",
+        "mean:norm",
         "tasks",
+        "pareto",
         "arc_easy/acc",
+        "arc_easy/acc:norm",
         "hellaswag/acc_norm",
         "wikitext/word_perplexity",
     ]
     assert set(lines[1]) == {"-", " "}
-    assert lines[3].split() == ["smollm2-135m", "48.6", "2", "56.2", "±2.5", "41.0", "±2.5", "28.31"]
-    assert lines[4].split() == ["tiny-mamba", "30.0", "1", "30.0", "±4.6", "-", "-"]
+    # gemma3 and smollm2 are not told apart by the paired tests, so they share rank 1.
+    assert lines[2].split()[:6] == ["1", "gemma3-270m", "53.1", "47.7", "2", "mem"]
+    assert lines[3].split() == [
+        "1", "smollm2-135m", "48.6", "41.7", "2", "-", "56.2", "±4.9", "41.7", "41.0", "±4.8", "28.31",
+    ]  # fmt: skip
+    assert lines[4].split() == ["3", "tiny-mamba", "30.0", "6.7", "1", "-", "30.0", "±9.0", "6.7", "-", "-"]
     assert len({len(line) for line in lines[:3]}) == 1  # header, rule and first row line up
     text = result.stdout
     assert "arc_easy/acc" in text and "task arc_easy, primary metric acc, % (higher is better)" in text
     assert "n=100-400 (varies by model)" in text
     assert "primary metric word_perplexity, value (lower is better), n=60" in text
+    assert "chance 25.0%: 0 is guessing, 100 is perfect" in text
+    assert "no chance level is stored for hellaswag/acc_norm" in text
+    assert "gemma3-270m ~ smollm2-135m (p = 0.0936, 800 shared samples)" in text  # why they tie
     assert "tiny-mamba / hellaswag (run run-1, 2025-01-02 10:00): RuntimeError: out of memory" in text
 
 
-def test_no_stderr_drops_the_plus_minus(tmp_path: Path) -> None:
-    result = invoke(store_with(tmp_path, golden_set()), "--no-stderr")
+def test_no_ci_raw_only_no_ranks_give_the_plain_table(tmp_path: Path) -> None:
+    result = invoke(golden_store(tmp_path), "--no-ci", "--raw-only", "--no-ranks")
     assert result.exit_code == 0
-    assert "±" not in result.stdout
-    assert result.stdout.splitlines()[3].split() == ["smollm2-135m", "48.6", "2", "56.2", "41.0", "28.31"]
+    assert "±" not in result.stdout and ":norm" not in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "mean", "tasks"]
+    assert lines[3].split() == ["smollm2-135m", "48.6", "2", "-", "56.2", "41.0", "28.31"]
 
 
 def test_markdown_matches_the_golden_file(tmp_path: Path) -> None:
-    result = invoke(store_with(tmp_path, golden_set()), "--format", "markdown")
+    result = invoke(golden_store(tmp_path), "--format", "markdown")
     assert result.exit_code == 0, result.output
     golden = GOLDEN / "leaderboard.md"
     if os.environ.get("EVALKIT_UPDATE_GOLDEN") == "1":
@@ -313,10 +251,13 @@ def test_markdown_matches_the_golden_file(tmp_path: Path) -> None:
 
 
 def test_csv_has_full_precision_stderr_and_n(tmp_path: Path) -> None:
-    result = invoke(store_with(tmp_path, golden_set()), "--format", "csv")
+    result = invoke(golden_store(tmp_path), "--format", "csv")
     assert result.exit_code == 0
     frame = pd.read_csv(io.StringIO(result.stdout)).set_index("model")
     assert frame.loc["smollm2-135m", "arc_easy/acc"] == 0.5625
+    assert frame.loc["smollm2-135m", "arc_easy/acc:norm"] == pytest.approx((0.5625 - 0.25) / 0.75)
+    assert frame.loc["smollm2-135m", "arc_easy/acc:ci_low"] == pytest.approx(0.5625 - 1.96 * 0.0248, abs=1e-4)
+    assert list(frame["rank"]) == [1, 1, 3] and list(frame["hellaswag/acc_norm:rank"].fillna(0)) == [1, 1, 0]
     assert frame.loc["smollm2-135m", "arc_easy/acc:stderr"] == math.sqrt(0.5625 * 0.4375 / 400)
     assert frame.loc["tiny-mamba", "arc_easy/acc:n"] == 100
     assert frame.loc["smollm2-135m", "wikitext/word_perplexity"] == 28.3125
@@ -325,7 +266,7 @@ def test_csv_has_full_precision_stderr_and_n(tmp_path: Path) -> None:
 
 
 def test_json_is_a_list_of_rows_with_nulls_for_gaps(tmp_path: Path) -> None:
-    result = invoke(store_with(tmp_path, golden_set()), "--format", "json")
+    result = invoke(golden_store(tmp_path), "--format", "json")
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
     assert [row["model"] for row in rows] == ["gemma3-270m", "smollm2-135m", "tiny-mamba"]
@@ -342,18 +283,20 @@ def test_all_flag_shows_every_run(tmp_path: Path) -> None:
         make_record("m", "arc_easy", {"acc": 0.5}, finished=DAY.format("09:00"), run_id="run-1"),
         make_record("m", "arc_easy", {"acc": 0.7}, finished=DAY.format("12:00"), run_id="run-2"),
     ]
-    results = store_with(tmp_path, records)
+    results = store_with(tmp_path / "results", records)
     assert len(json.loads(invoke(results, "--format", "json").stdout)) == 1
     result = invoke(results, "--all")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:4] == ["model", "run", "finished", "mean"]
-    assert lines[2].split() == ["m", "run-2", "2025-01-02", "12:00", "70.0", "1", "70.0", "±2.3"]
-    assert lines[3].split()[:2] == ["m", "run-1"]
+    assert lines[0].split()[:5] == ["rank", "model", "run", "finished", "mean"]
+    # Without per-sample logs the two runs cannot be told apart, so they share a rank (and a note says why).
+    assert lines[2].split() == ["1", "m", "run-2", "2025-01-02", "12:00", "70.0", "1", "mem", "70.0", "±4.5"]
+    assert lines[3].split()[:3] == ["1", "m", "run-1"]
+    assert "cannot be paired, so pairs involving them are not counted as different" in result.stdout
 
 
 def test_corrupt_lines_are_errors_but_the_rest_is_shown(tmp_path: Path) -> None:
-    results = store_with(tmp_path, golden_set()[:2])
+    results = store_with(tmp_path / "results", golden_set()[:2])
     records_file = results / "records.jsonl"
     with records_file.open("a", encoding="utf-8") as handle:
         handle.write("{not json}\n")
@@ -375,7 +318,7 @@ def test_corrupt_lines_are_errors_but_the_rest_is_shown(tmp_path: Path) -> None:
 
 
 def test_newer_schema_record_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    results = store_with(tmp_path, golden_set()[:1])
+    results = store_with(tmp_path / "results", golden_set()[:1])
     future = json.loads(golden_set()[3].model_dump_json()) | {"schema_version": 99}
     with (results / "records.jsonl").open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(future) + "\n")
@@ -406,7 +349,7 @@ def test_empty_store_says_so_and_succeeds(tmp_path: Path) -> None:
 
 
 def test_store_with_only_failed_runs_lists_them(tmp_path: Path) -> None:
-    result = invoke(store_with(tmp_path, golden_set()[-1:]))
+    result = invoke(store_with(tmp_path / "results", golden_set()[-1:]))
     assert result.exit_code == 0
     assert result.stdout.startswith("no successful run records to rank\n")
     assert "tiny-mamba / hellaswag" in result.stdout
@@ -420,3 +363,223 @@ def test_cli_module_does_not_import_pandas() -> None:
     code = "import sys, evalkit.cli.leaderboard; print('pandas' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "False"
+
+
+# -- ranks with tie groups ---------------------------------------------------------------------
+
+
+def ranked(
+    tmp_path: Path, records: Sequence[RunRecord], samples: Mapping[str, Sequence[SampleLog]]
+) -> pd.DataFrame:
+    """Ranked frame, by model, of the records as stored (with their per-sample log paths)."""
+    store = ResultsStore(store_with(tmp_path / "results", records, samples))
+    stored, _ = store.read()
+    return build_leaderboard(stored, ranks=True, store=store).frame.set_index("model")
+
+
+def test_identical_per_sample_results_share_a_rank(tmp_path: Path) -> None:
+    # b is a hair better on the stored value, but is right on exactly the samples a is right on
+    # (plus none): the paired test sees no discordant sample and cannot tell them apart.
+    records = [
+        make_record("a", "arc_easy", {"acc": 0.5}, n=200),
+        make_record("b", "arc_easy", {"acc": 0.5}, n=200),
+        make_record("c", "arc_easy", {"acc": 0.2}, n=200),
+    ]
+    samples = {
+        records[0].record_id: correct_on(200, range(100)),
+        records[1].record_id: correct_on(200, range(100)),
+        records[2].record_id: correct_on(200, range(40)),
+    }
+    frame = ranked(tmp_path, records, samples)
+    assert frame.loc["a", "rank"] == frame.loc["b", "rank"] == 1
+    assert frame.loc["c", "rank"] == 3  # competition ranking: two models above it
+    assert list(frame["arc_easy/acc:rank"]) == [1, 1, 3]
+
+
+def test_clearly_different_models_get_different_ranks(tmp_path: Path) -> None:
+    records = [
+        make_record("strong", "arc_easy", {"acc": 0.9}, n=100),
+        make_record("weak", "arc_easy", {"acc": 0.5}, n=100),
+    ]
+    samples = {
+        records[0].record_id: correct_on(100, range(90)),
+        records[1].record_id: correct_on(100, range(50)),
+    }
+    frame = ranked(tmp_path, records, samples)
+    assert (frame.loc["strong", "rank"], frame.loc["weak", "rank"]) == (1, 2)
+
+
+def test_tie_groups_chain_adjacent_non_significant_pairs(tmp_path: Path) -> None:
+    # x~y and y~z are each too close to call, x vs z alone would differ: all three share rank 1.
+    records = [
+        make_record("x", "arc_easy", {"acc": 0.60}, n=200),
+        make_record("y", "arc_easy", {"acc": 0.55}, n=200),
+        make_record("z", "arc_easy", {"acc": 0.50}, n=200),
+    ]
+    samples = {
+        records[0].record_id: correct_on(200, range(0, 120)),
+        records[1].record_id: correct_on(200, range(20, 130)),  # vs x: 20 vs 10 discordant, p = 0.10
+        records[2].record_id: correct_on(200, range(40, 140)),  # vs y: 20 vs 10, p = 0.10
+    }
+    a, _, c = (scores for scores in samples.values())
+    x_vs_z = compare_paired([s.scores["acc"] for s in a], [s.scores["acc"] for s in c], "acc")
+    assert x_vs_z.p_value < 0.05  # 40 vs 20 discordant: alone, x and z differ
+    frame = ranked(tmp_path, records, samples)
+    assert list(frame["rank"]) == [1, 1, 1]
+
+
+def test_overall_rank_pools_tasks_and_per_task_ranks_follow_each_column(tmp_path: Path) -> None:
+    records = [
+        make_record("a", "arc_easy", {"acc": 0.9}, n=100),
+        make_record("a", "piqa", {"acc": 0.5}, n=100),
+        make_record("b", "arc_easy", {"acc": 0.5}, n=100),
+        make_record("b", "piqa", {"acc": 0.5}, n=100),
+    ]
+    samples = {
+        records[0].record_id: correct_on(100, range(90)),
+        records[1].record_id: correct_on(100, range(50)),
+        records[2].record_id: correct_on(100, range(50)),
+        records[3].record_id: correct_on(100, range(50)),
+    }
+    frame = ranked(tmp_path, records, samples)
+    assert (frame.loc["a", "rank"], frame.loc["b", "rank"]) == (1, 2)
+    assert (frame.loc["a", "arc_easy/acc:rank"], frame.loc["b", "arc_easy/acc:rank"]) == (1, 2)
+    assert (frame.loc["a", "piqa/acc:rank"], frame.loc["b", "piqa/acc:rank"]) == (1, 1)
+
+
+def test_fractional_scores_are_ranked_with_the_bootstrap(tmp_path: Path) -> None:
+    records = [
+        make_record("good", "squad", {"f1": 0.8}, n=50),
+        make_record("bad", "squad", {"f1": 0.3}, n=50),
+    ]
+    samples = {
+        records[0].record_id: scored([0.8 + 0.002 * i for i in range(50)], "f1"),
+        records[1].record_id: scored([0.3 + 0.002 * i for i in range(50)], "f1"),
+    }
+    frame = ranked(tmp_path, records, samples)
+    assert list(frame["rank"]) == [1, 2]
+
+
+def test_unbounded_metrics_are_not_ranked(tmp_path: Path) -> None:
+    records = [make_record("m", "wikitext", {"word_perplexity": perplexity(20.0)})]
+    frame = ranked(tmp_path, records, {})
+    assert "wikitext/word_perplexity:rank" not in frame.columns
+    assert pd.isna(frame.loc["m", "rank"])  # no bounded metric, no mean, no rank
+
+
+def test_ranks_need_the_store() -> None:
+    with pytest.raises(ValueError, match="needs the store"):
+        build_leaderboard(golden_set(), ranks=True)
+
+
+# -- chance, suites, efficiency, long context, Pareto -------------------------------------------
+
+
+def test_chance_normalized_columns_and_mean() -> None:
+    records = [
+        make_record("m", "arc_easy", {"acc": 0.625}, chance=0.25),
+        make_record("m", "boolq", {"acc": 0.75}, chance=0.5),
+        make_record("m", "triviaqa", {"exact_match": 0.1}),
+    ]
+    board = build_leaderboard(records)
+    row = board.frame.iloc[0]
+    assert row["arc_easy/acc:norm"] == pytest.approx(0.5)
+    assert row["boolq/acc:norm"] == pytest.approx(0.5)
+    assert "triviaqa/exact_match:norm" not in board.frame.columns
+    assert row["mean"] == pytest.approx((0.625 + 0.75 + 0.1) / 3)
+    assert (row["mean:norm"], row["tasks_in_mean:norm"]) == (pytest.approx(0.5), 2)
+    assert "no chance level is stored for triviaqa/exact_match" in board.notes[0]
+    assert not any(name.endswith(":norm") for name in build_leaderboard(records, normalized=False).frame)
+
+
+def test_suite_restricts_columns_and_mean_to_its_tasks(tmp_path: Path) -> None:
+    records = [
+        make_record("m", "arc_easy", {"acc": 0.6}),
+        make_record("m", "hellaswag", {"acc_norm": 0.4}),
+        make_record("m", "my_private_task", {"acc": 0.1}),
+        make_record("only-private", "my_private_task", {"acc": 0.9}),
+    ]
+    frame = build_leaderboard(records, tasks=["hellaswag", "arc_easy"]).frame
+    assert list(frame["model"]) == ["m"]
+    assert [c for c in frame.columns if c.count("/") and ":" not in c] == [
+        "hellaswag/acc_norm",
+        "arc_easy/acc",
+    ]
+    assert frame.loc[0, "mean"] == pytest.approx(0.5)
+
+    result = invoke(store_with(tmp_path / "results", records), "--suite", "quick", "--no-ranks")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Suite quick: arc_easy, arc_challenge, hellaswag")
+    assert "my_private_task" not in result.stdout and "only-private" not in result.stdout
+    assert lines[2].split()[:4] == ["model", "mean", "tasks", "pareto"]
+
+
+def test_unknown_suite_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    results = store_with(tmp_path / "results", golden_set()[:1])
+    code, out, err = run_main(["leaderboard", "--results", str(results), "--suite", "quik"], capsys)
+    assert (code, out) == (2, "")
+    assert err == "error: unknown suite 'quik'; did you mean 'quick'?\n"
+
+
+def test_efficiency_and_long_context_columns_appear_only_when_stored(tmp_path: Path) -> None:
+    plain = [make_record("m", "arc_easy", {"acc": 0.5})]
+    frame = leaderboard_frame(plain)
+    assert not {"peak_memory_bytes", "time_per_output_token_s", "pareto_latency"} & set(frame.columns)
+    assert not any(c.endswith("/effective_context_length") for c in frame.columns)
+
+    matrix = LongContextMatrix(
+        lengths=[1024, 4096], depths=[0.0, 1.0], scores=[[100.0, 50.0], [100.0, 40.0]],
+        threshold=85.6, effective_context_length=1024,
+    )  # fmt: skip
+    first = {"peak_memory_bytes": 2**30, "decode_tokens_per_s": 40}
+    second = {"peak_memory_bytes": 2**29, "decode_tokens_per_s": 20}
+    records = [
+        make_record("m", "arc_easy", {"acc": 0.5}, efficiency=first),
+        make_record("m", "niah", {"acc": 0.7}, efficiency=second, long_context=matrix),
+    ]
+    board = build_leaderboard(records)
+    row = board.frame.iloc[0]
+    assert board.efficiency_columns == ("peak_memory_bytes", "decode_tokens_per_s")
+    assert row["peak_memory_bytes"] == 2**30  # the most the model needed
+    assert row["decode_tokens_per_s"] == 30  # the median over its records
+    assert row["niah/effective_context_length"] == 1024
+    assert "time_per_output_token_s" not in board.frame.columns
+
+    result = invoke(store_with(tmp_path / "results", records), "--no-ranks")
+    header = result.stdout.splitlines()[0].split()
+    assert header[4:9] == ["peak", "MiB", "decode", "tok/s", "niah/effective_ctx"]
+    assert result.stdout.splitlines()[2].split()[4:7] == ["1024", "30.0", "1024"]
+
+
+def test_pareto_flags_against_memory_and_latency() -> None:
+    def model(name: str, acc: float, memory: int, latency: float) -> RunRecord:
+        efficiency = {"peak_memory_bytes": memory, "time_per_output_token_s": latency}
+        return make_record(name, "arc_easy", {"acc": acc}, efficiency=efficiency)
+
+    records = [
+        model("big-accurate", 0.8, 4000, 0.050),
+        model("small-fast", 0.5, 1000, 0.010),
+        model("dominated", 0.4, 2000, 0.020),  # worse than small-fast on every axis
+        model("mid", 0.6, 3000, 0.005),  # the fastest, but only mid-sized
+    ]
+    board = build_leaderboard(records)
+    frame = board.frame.set_index("model")
+    assert board.memory_axis == "peak_memory_bytes"
+    assert frame["pareto_memory"].to_dict() == {
+        "big-accurate": True, "mid": True, "small-fast": True, "dominated": False,
+    }  # fmt: skip
+    assert frame["pareto_latency"].to_dict() == {
+        "big-accurate": True, "mid": True, "small-fast": False, "dominated": False,
+    }  # fmt: skip
+
+
+def test_pareto_memory_falls_back_to_file_size_for_every_row_when_one_lacks_peak_memory() -> None:
+    measured = {"peak_memory_bytes": 10**9}
+    records = [
+        make_record("small", "arc_easy", {"acc": 0.5}, bytes_on_disk=100, efficiency=measured),
+        make_record("large", "arc_easy", {"acc": 0.6}, bytes_on_disk=900),
+    ]
+    board = build_leaderboard(records)
+    assert board.memory_axis == "bytes_on_disk"
+    assert list(board.frame["pareto_memory"]) == [True, True]

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
+from evalkit.cli._options import results_option
+
 if TYPE_CHECKING:
     from evalkit.report import OutputFormat
 
@@ -19,14 +21,7 @@ _MACHINE_FORMATS = ("csv", "json")
 
 
 @click.command()
-@click.option(
-    "--results",
-    "results_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Results folder (a store written by `evalkit run`).",
-)
+@results_option()
 @click.option(
     "--format",
     "output_format",
@@ -42,27 +37,64 @@ _MACHINE_FORMATS = ("csv", "json")
     help="One row per model and run, instead of each model's latest result per task.",
 )
 @click.option(
-    "--stderr/--no-stderr",
-    "show_stderr",
+    "--suite",
+    "suite_name",
+    metavar="NAME",
+    help="Only the tasks of this suite (see `evalkit tasks list`); the mean then covers those tasks.",
+)
+@click.option(
+    "--normalized/--raw-only",
     default=True,
     show_default=True,
-    help="Show ± one standard error in table and markdown (csv and json always carry it).",
+    help="Add chance-normalized scores, (score - chance) / (1 - chance), where chance levels are stored.",
 )
-def leaderboard(results_dir: Path, output_format: str, keep_history: bool, show_stderr: bool) -> None:
+@click.option(
+    "--ranks/--no-ranks",
+    default=True,
+    show_default=True,
+    help="Rank with tie groups from paired tests on the per-sample logs (reads one log per shown result).",
+)
+@click.option(
+    "--ci/--no-ci",
+    "show_ci",
+    default=True,
+    show_default=True,
+    help="Show ± half the 95% interval in table and markdown (csv and json always carry the bounds).",
+)
+def leaderboard(
+    results_dir: Path,
+    output_format: str,
+    keep_history: bool,
+    suite_name: str | None,
+    normalized: bool,
+    ranks: bool,
+    show_ci: bool,
+) -> None:
     """Rank models by their stored results: one row per model, one column per task.
 
-    Each task shows its primary metric; `mean` averages the bounded ones (accuracies).
-    Unreadable lines in the store are reported as errors (exit code 2) and skipped;
-    the store itself is never rewritten.
+    Each task shows its primary metric (and its chance-normalized score); `mean` averages the
+    bounded ones (accuracies). Models share a rank unless a paired test on the samples they
+    share finds them different (p < 0.05). Unreadable lines in the store are reported as
+    errors (exit code 2) and skipped; the store itself is never rewritten.
     """
     from evalkit.report import build_leaderboard, render_leaderboard, side_notes
     from evalkit.results import ResultsStore
 
-    records, problems = ResultsStore(results_dir).read()  # DataError when the folder is missing
+    tasks = None
+    if suite_name is not None:
+        from evalkit.specs import default_catalogue
+
+        tasks = [entry.task for entry in default_catalogue().suite(suite_name).tasks]
+    store = ResultsStore(results_dir)
+    records, problems = store.read()  # DataError when the folder is missing
     machine = output_format in _MACHINE_FORMATS
     if records or machine:  # machine formats print an empty document rather than prose
-        board = build_leaderboard(records, keep_history=keep_history)
-        text = render_leaderboard(board, cast("OutputFormat", output_format), show_stderr=show_stderr)
+        board = build_leaderboard(
+            records, keep_history=keep_history, tasks=tasks, normalized=normalized, ranks=ranks, store=store
+        )
+        if suite_name is not None and not machine:
+            click.echo(f"Suite {suite_name}: {', '.join(tasks or [])}\n")
+        text = render_leaderboard(board, cast("OutputFormat", output_format), show_ci=show_ci)
         click.echo(text, nl=False)
         if machine:  # their output is rows only; notes and failed runs must not vanish
             for line in side_notes(board):

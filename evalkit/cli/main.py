@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "tasks": ("evalkit.cli.tasks", "tasks", "List and inspect tasks and suites."),
     "models": ("evalkit.cli.models", "models", "List built-in model aliases."),
     "leaderboard": ("evalkit.cli.leaderboard", "leaderboard", "Show a leaderboard from stored results."),
+    "site": ("evalkit.cli.site", "site", "Write a static leaderboard site (offline HTML)."),
+    "plot": ("evalkit.cli.plot", "plot", "Export one plot of stored results as a standalone HTML file."),
+    "compare": ("evalkit.cli.compare", "compare", "Compare two models task by task with paired tests."),
+    "gate": ("evalkit.cli.gate", "gate", "Check stored results against a CI gate policy (exit 0/1/2)."),
 }
 
 

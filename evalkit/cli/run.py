@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from evalkit.cli._options import results_option
+
 
 @click.command()
 @click.option(
@@ -25,14 +27,7 @@ import click
 @click.option("--seed", type=int, default=None, help="Few-shot sampling seed (default: each task's own).")
 @click.option("--num-fewshot", type=click.IntRange(min=0), default=None, help="Override few-shot count.")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option(
-    "--results",
-    "results_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
-    show_default=True,
-    help="Results folder to append run records to.",
-)
+@results_option("Results folder to append run records to.")
 @click.option("--no-cache", is_flag=True, help="Ignore and do not fill the response cache.")
 @click.option(
     "--task-dir",

@@ -1,8 +1,17 @@
-"""Reports over stored run records: the leaderboard view and its text forms.
+"""Reports over stored run records: the leaderboard view, its statistics and its text forms.
 
 Importing this package imports pandas; the CLI imports it only when a report command runs.
+:mod:`evalkit.report.stats` holds the paired tests, chance normalization and Pareto fronts.
 """
 
+from evalkit.report._compare import (
+    ModelComparison,
+    Selection,
+    TaskComparison,
+    compare_models,
+    select_records,
+)
+from evalkit.report._compare_text import COMPARE_FORMATS, CompareFormat, render_comparison
 from evalkit.report._render import FORMATS, OutputFormat, render_leaderboard, side_notes
 from evalkit.report.leaderboard import (
     Leaderboard,
@@ -11,15 +20,35 @@ from evalkit.report.leaderboard import (
     error_rows,
     leaderboard_frame,
 )
+from evalkit.report.stats import (
+    PairedComparison,
+    chance_normalized,
+    compare_paired,
+    paired_scores,
+    pareto_front,
+)
 
 __all__ = [
+    "COMPARE_FORMATS",
     "FORMATS",
+    "CompareFormat",
     "Leaderboard",
     "MetricColumn",
+    "ModelComparison",
     "OutputFormat",
+    "PairedComparison",
+    "Selection",
+    "TaskComparison",
     "build_leaderboard",
+    "chance_normalized",
+    "compare_models",
+    "compare_paired",
     "error_rows",
     "leaderboard_frame",
+    "paired_scores",
+    "pareto_front",
+    "render_comparison",
     "render_leaderboard",
+    "select_records",
     "side_notes",
 ]

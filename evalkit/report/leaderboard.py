@@ -8,44 +8,81 @@ choose what a row shows. The rules, so that a reader can trust a number:
 * by default the latest record (by ``finished_at``) per (model fingerprint, task fingerprint)
   counts; if one model has several *task* fingerprints for one task name (say, runs with
   different ``--limit``), the latest one is shown and a note says so;
+* ``tasks`` (e.g. a suite's task names) restricts the columns, and so the mean, to those tasks;
 * each task contributes its primary metric; ``mean`` averages only bounded metrics
-  (fractions such as accuracy), because a perplexity of 12 cannot be averaged with 45 %.
+  (fractions such as accuracy), because a perplexity of 12 cannot be averaged with 45 %;
+* ``<label>:norm`` is the chance-normalized score (score - chance) / (1 - chance), with chance
+  from ``MetricValue.chance`` (0 = guessing, 1 = perfect), so a 4-choice and a 2-choice task can
+  be compared; ``mean:norm`` averages the normalized scores a row has;
+* intervals are the stored 95% interval (``MetricValue.ci95``); where a record stores only a
+  standard error, the normal interval value ± 1.96 × stderr;
+* ``pareto_memory`` / ``pareto_latency``: the row is on the Pareto front of ``mean`` against
+  memory (``peak_memory_bytes`` when every ranked row has it, else the model file's
+  ``bytes_on_disk``) / against ``time_per_output_token_s`` (see :func:`stats.pareto_front`).
+
+Ranks with tie groups (``ranks=True``; they read the per-sample logs of the shown records only):
+
+* ``<label>:rank`` ranks the rows that have the column by its value; ``rank`` ranks rows by
+  ``mean``. Only bounded metrics are ranked (their value is a mean of per-sample scores);
+* each adjacent pair in that order is tested on the samples both rows share (matched by sample
+  id): McNemar's exact test when all scores are 0/1, else a paired bootstrap (10,000 resamples,
+  seed 0). The overall test pools every shared (task, sample) pair of the bounded primary
+  metrics both rows show, so tasks weigh by their number of shared samples;
+* a pair is *different* if p < 0.05 and the tested difference points the way of the order;
+  a pair that cannot be tested (a record without per-sample log, no shared samples) is not;
+* tie groups chain adjacent pairs that are not different (A~B and B~C tie A, B and C even if
+  A and C differ) and share the rank of their first row: 1, 1, 3, ... No correction is made
+  for the many pairs tested; a shared rank means "not shown different", never "equal".
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from evalkit.errors import DataError
+from evalkit.report import _extras
+from evalkit.report._ranks import compute_ranks
+from evalkit.report._selection import display_names, in_time_order, latest_per_key, latest_per_task_name
+from evalkit.report.stats import Z95, chance_normalized
 from evalkit.results.schema import MetricValue, RunRecord
+from evalkit.results.store import ResultsStore
 
 # Fixed columns, before the per-metric ones; history mode inserts HISTORY_COLUMNS after "model".
-MODEL_COLUMNS = ("model", "fingerprint", "family", "parameters", "quantization")
+MODEL_COLUMNS = ("model", "fingerprint", "family", "parameters", "quantization", "bytes_on_disk")
 HISTORY_COLUMNS = ("run_id", "finished_at")
 SUMMARY_COLUMNS = ("mean", "tasks_in_mean")
+NORMALIZED_SUMMARY_COLUMNS = ("mean:norm", "tasks_in_mean:norm")
+RANK_COLUMN = "rank"
 ERROR_COLUMNS = ("model", "fingerprint", "task", "run_id", "finished_at", "error")
 STDERR_SUFFIX = ":stderr"
 N_SUFFIX = ":n"
-_MIN_SUFFIX = 8  # fingerprint characters shown when two models share a display name
+CI_LOW_SUFFIX = ":ci_low"
+CI_HIGH_SUFFIX = ":ci_high"
+NORM_SUFFIX = ":norm"
+RANK_SUFFIX = ":rank"
+EFFICIENCY_COLUMNS = _extras.EFFICIENCY_COLUMNS
+LONG_CONTEXT_SUFFIX = _extras.LONG_CONTEXT_SUFFIX
+PARETO_MEMORY = _extras.PARETO_MEMORY
+PARETO_LATENCY = _extras.PARETO_LATENCY
 
 
 @dataclass(frozen=True)
 class MetricColumn:
     """What one metric column of the leaderboard holds, for legends and formatting."""
 
-    label: str  # "arc_easy/acc": the frame column; stderr and n sit in label + ":stderr" / ":n"
+    label: str  # "arc_easy/acc": the frame column; the others sit in label + ":stderr", ":n", ...
     task: str
     metric: str
     bounded: bool  # every shown value is a fraction in [0, 1] (so it enters the mean)
     higher_is_better: bool
     sample_counts: tuple[int, ...]  # distinct n over the rows, ascending
     task_versions: int  # distinct task fingerprints over the rows (> 1: compare with care)
+    normalized: bool = False  # a label + ":norm" column exists (some record stores a chance level)
+    chance_levels: tuple[float, ...] = ()  # distinct chance levels over the rows, ascending
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,80 +94,126 @@ class Leaderboard:
     notes: tuple[str, ...]  # choices the view made that a reader should know about
     errors: pd.DataFrame  # failed runs, as returned by error_rows()
     keep_history: bool
+    ranked: bool = False  # "rank" and "<label>:rank" columns were computed
+    efficiency_columns: tuple[str, ...] = ()  # those of EFFICIENCY_COLUMNS some row has
+    long_context_columns: tuple[str, ...] = ()  # "<task>/effective_context_length", when stored
+    memory_axis: str = "bytes_on_disk"  # what pareto_memory weighs accuracy against
+    pareto_columns: tuple[str, ...] = ()
 
     @property
     def metric_labels(self) -> list[str]:
         return [column.label for column in self.columns]
+
+    @property
+    def normalized(self) -> bool:
+        return any(column.normalized for column in self.columns)
+
+
+@dataclass
+class _Row:
+    values: dict[str, object]
+    shown: dict[str, RunRecord] = field(default_factory=dict)  # metric label -> record shown there
 
 
 def leaderboard_frame(records: Iterable[RunRecord], *, keep_history: bool = False) -> pd.DataFrame:
     """One row per model (per model × run with ``keep_history``), sorted by ``mean`` descending.
 
     Columns: ``model`` (display name, fingerprint-suffixed when two models share a name),
-    ``fingerprint``, ``family``, ``parameters``, ``quantization``, then ``run_id`` and
-    ``finished_at`` with ``keep_history``, ``mean`` and ``tasks_in_mean``, then per task
-    ``<task>/<primary metric>`` with ``…:stderr`` and ``…:n``. Missing results are NaN / <NA>.
+    ``fingerprint``, ``family``, ``parameters``, ``quantization``, ``bytes_on_disk``, then
+    ``run_id`` and ``finished_at`` with ``keep_history``; ``mean`` and ``tasks_in_mean``
+    (and ``mean:norm``, ``tasks_in_mean:norm`` when chance levels are stored); ``pareto_memory``
+    (and ``pareto_latency``); the stored efficiency and long-context columns; then per task
+    ``<task>/<primary metric>`` with ``…:stderr``, ``…:n``, ``…:ci_low``, ``…:ci_high`` (and
+    ``…:norm``). Missing results are NaN / <NA>. See :func:`build_leaderboard` for ranks.
     """
     return build_leaderboard(records, keep_history=keep_history).frame
 
 
-def build_leaderboard(records: Iterable[RunRecord], *, keep_history: bool = False) -> Leaderboard:
-    """The leaderboard frame with its column descriptions, notes and failed runs."""
-    ordered = _in_time_order(records)
-    names = _display_names(ordered)
+def build_leaderboard(
+    records: Iterable[RunRecord],
+    *,
+    keep_history: bool = False,
+    tasks: Collection[str] | None = None,
+    normalized: bool = True,
+    ranks: bool = False,
+    store: ResultsStore | None = None,
+) -> Leaderboard:
+    """The leaderboard frame with its column descriptions, notes and failed runs.
+
+    ``tasks`` restricts the view to those task names (a suite), in that column order. ``normalized`` adds the
+    chance-normalized columns where chance levels are stored. ``ranks`` adds ``rank`` and
+    ``<label>:rank`` (Int64; <NA> where unranked) by the rule in the module docstring; it reads
+    the per-sample logs of the shown records from ``store``, which it therefore needs. Without
+    ranks nothing but the records is read, so a view over many thousands of records stays fast.
+    """
+    if ranks and store is None:
+        raise ValueError("ranks=True needs the store the records came from, to read per-sample logs")
+    ordered = in_time_order(records)
+    names = display_names(ordered)  # from every record, so a name reads the same in each suite
+    if tasks is not None:
+        wanted = set(tasks)
+        ordered = [record for record in ordered if record.task.name in wanted]
     ok = [record for record in ordered if record.status == "ok"]
     if not keep_history:
-        ok = _latest_per_key(ok, lambda r: (r.model.fingerprint, r.task.fingerprint))
+        ok = latest_per_key(ok, lambda r: (r.model.fingerprint, r.task.fingerprint))
 
     groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
     for record in ok:
         groups[(record.model.fingerprint, record.run_id if keep_history else "")].append(record)
 
     notes: list[str] = []
-    rows: list[dict[str, object]] = []
+    rows: list[_Row] = []
     cells_by_label: dict[str, list[tuple[MetricValue, RunRecord]]] = defaultdict(list)
     for (_, run_id), group in groups.items():
-        latest = group[-1]  # groups keep time order
-        name = names[latest.model.fingerprint]
-        row: dict[str, object] = {
-            "model": name,
-            "fingerprint": latest.model.fingerprint,
-            "family": latest.model.family,
-            "parameters": latest.model.parameters,
-            "quantization": latest.model.quantization,
-        }
-        if keep_history:
-            row["run_id"] = run_id
-            row["finished_at"] = latest.finished_at
-        bounded_values: list[float] = []
-        for record in _latest_per_task_name(group, name, run_id if keep_history else None, notes):
-            metric_name = record.task.primary_metric
-            value = record.metrics.get(metric_name)
+        chosen = latest_per_task_name(
+            group, names[group[-1].model.fingerprint], run_id if keep_history else None, notes
+        )
+        row = _model_row(group[-1], names, keep_history, run_id)  # groups keep time order
+        for record in chosen:
+            value = record.metrics.get(record.task.primary_metric)
             if value is None:
                 notes.append(
-                    f"{name}: {record.task.name} record {record.record_id} has no value for its primary "
-                    f"metric {metric_name!r}; left out"
+                    f"{row.values['model']}: {record.task.name} record {record.record_id} has no value for "
+                    f"its primary metric {record.task.primary_metric!r}; left out"
                 )
                 continue
-            label = f"{record.task.name}/{metric_name}"
-            row[label] = value.value
-            row[label + STDERR_SUFFIX] = math.nan if value.stderr is None else value.stderr
-            row[label + N_SUFFIX] = value.n
+            label = f"{record.task.name}/{record.task.primary_metric}"
+            row.values.update(_metric_cells(label, value, normalized))
+            row.shown[label] = record
             cells_by_label[label].append((value, record))
-            if value.bounded and not math.isnan(value.value):
-                bounded_values.append(value.value)
-        row["mean"] = sum(bounded_values) / len(bounded_values) if bounded_values else math.nan
-        row["tasks_in_mean"] = len(bounded_values)
+        _summarize(row, normalized)
+        row.values.update(_extras.efficiency_values(chosen))
+        row.values.update(_extras.long_context_values(chosen))
         rows.append(row)
 
-    columns = tuple(_describe_column(label, cells_by_label[label]) for label in sorted(cells_by_label))
-    frame = _to_frame(rows, columns, keep_history)
+    rows.sort(key=_row_order)
+    # A suite's columns keep the suite's order; otherwise tasks are alphabetical.
+    position = {name: index for index, name in enumerate(tasks or ())}
+    labels = sorted(
+        cells_by_label, key=lambda label: (position.get(cells_by_label[label][0][1].task.name, 0), label)
+    )
+    columns = tuple(_describe_column(label, cells_by_label[label], normalized) for label in labels)
+    if normalized:
+        notes += _chance_notes(columns)
+    efficiency = tuple(key for key in EFFICIENCY_COLUMNS if any(key in row.values for row in rows))
+    long_context = tuple(
+        sorted({key for row in rows for key in row.values if key.endswith(LONG_CONTEXT_SUFFIX)})
+    )
+    memory_axis, pareto = _add_pareto(rows, efficiency)
+    if ranks:
+        assert store is not None
+        notes += _add_ranks(rows, columns, store)
     return Leaderboard(
-        frame=frame,
+        frame=_to_frame(rows, columns, keep_history, ranks, efficiency, long_context, pareto),
         columns=columns,
         notes=tuple(notes),
         errors=error_rows(ordered, keep_history=keep_history),
         keep_history=keep_history,
+        ranked=ranks,
+        efficiency_columns=efficiency,
+        long_context_columns=long_context,
+        memory_axis=memory_axis,
+        pareto_columns=pareto,
     )
 
 
@@ -141,12 +224,12 @@ def error_rows(records: Iterable[RunRecord], *, keep_history: bool = False) -> p
     later ``ok`` record for the same model and task name was fixed by a rerun and would only be
     noise. ``keep_history=True`` lists every error record.
     """
-    ordered = _in_time_order(records)
-    names = _display_names(ordered)
+    ordered = in_time_order(records)
+    names = display_names(ordered)
     if keep_history:
         failed = [record for record in ordered if record.status == "error"]
     else:
-        latest = _latest_per_key(ordered, lambda r: (r.model.fingerprint, r.task.name))
+        latest = latest_per_key(ordered, lambda r: (r.model.fingerprint, r.task.name))
         failed = [record for record in latest if record.status == "error"]
     rows = [
         {
@@ -162,113 +245,172 @@ def error_rows(records: Iterable[RunRecord], *, keep_history: bool = False) -> p
     return pd.DataFrame(rows, columns=list(ERROR_COLUMNS))
 
 
-# -- selection -----------------------------------------------------------------------------------
+# -- rows ----------------------------------------------------------------------------------------
 
 
-def _in_time_order(records: Iterable[RunRecord]) -> list[RunRecord]:
-    """Records sorted by finish time; ties keep store order, so the later line wins."""
-    indexed = sorted(enumerate(records), key=lambda item: (_finished(item[1]), item[0]))
-    return [record for _, record in indexed]
+def _model_row(latest: RunRecord, names: dict[str, str], keep_history: bool, run_id: str) -> _Row:
+    values: dict[str, object] = {
+        "model": names[latest.model.fingerprint],
+        "fingerprint": latest.model.fingerprint,
+        "family": latest.model.family,
+        "parameters": latest.model.parameters,
+        "quantization": latest.model.quantization,
+        "bytes_on_disk": latest.model.bytes_on_disk,
+    }
+    if keep_history:
+        values["run_id"] = run_id
+        values["finished_at"] = latest.finished_at
+    return _Row(values)
 
 
-def _finished(record: RunRecord) -> datetime:
-    try:
-        moment = datetime.fromisoformat(record.finished_at)
-    except ValueError:
-        raise DataError(
-            f"record {record.record_id}: finished_at {record.finished_at!r} is not an ISO 8601 time"
-        ) from None
-    # Naive times are written as UTC by evalkit; comparing them with aware ones needs a zone.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _metric_cells(label: str, value: MetricValue, normalized: bool) -> dict[str, object]:
+    if value.ci95 is not None:
+        low, high = value.ci95
+    elif value.stderr is not None:
+        low, high = value.value - Z95 * value.stderr, value.value + Z95 * value.stderr
+    else:
+        low = high = math.nan
+    cells: dict[str, object] = {
+        label: value.value,
+        label + STDERR_SUFFIX: math.nan if value.stderr is None else value.stderr,
+        label + N_SUFFIX: value.n,
+        label + CI_LOW_SUFFIX: low,
+        label + CI_HIGH_SUFFIX: high,
+    }
+    if normalized and value.bounded:
+        norm = chance_normalized(value.value, value.chance)
+        if norm is not None:
+            cells[label + NORM_SUFFIX] = norm
+    return cells
 
 
-def _latest_per_key(ordered: Sequence[RunRecord], key: Callable[[RunRecord], Hashable]) -> list[RunRecord]:
-    """The last record per key, in time order (input must already be in time order)."""
-    latest: dict[Hashable, RunRecord] = {}
-    for record in ordered:
-        latest.pop(key(record), None)  # re-insert so dict order follows the latest record
-        latest[key(record)] = record
-    return list(latest.values())
+def _summarize(row: _Row, normalized: bool) -> None:
+    raw = [
+        record.metrics[record.task.primary_metric].value
+        for record in row.shown.values()
+        if record.metrics[record.task.primary_metric].bounded
+    ]
+    raw = [value for value in raw if not math.isnan(value)]
+    row.values["mean"] = sum(raw) / len(raw) if raw else math.nan
+    row.values["tasks_in_mean"] = len(raw)
+    if normalized:
+        norm = [row.values[label + NORM_SUFFIX] for label in row.shown if label + NORM_SUFFIX in row.values]
+        finite = [float(value) for value in norm if isinstance(value, float) and not math.isnan(value)]
+        row.values["mean:norm"] = sum(finite) / len(finite) if finite else math.nan
+        row.values["tasks_in_mean:norm"] = len(finite)
 
 
-def _latest_per_task_name(
-    group: Sequence[RunRecord], name: str, run_id: str | None, notes: list[str]
-) -> list[RunRecord]:
-    by_task: dict[str, list[RunRecord]] = defaultdict(list)
-    for record in group:
-        by_task[record.task.name].append(record)
-    chosen = []
-    for task_name, candidates in by_task.items():
-        latest = candidates[-1]
-        chosen.append(latest)
-        if len(candidates) == 1:
-            continue
-        versions = len({record.task.fingerprint for record in candidates})
-        shown = f"showing the latest (finished {latest.finished_at}, {latest.task.num_samples} samples)"
-        if versions > 1:
-            notes.append(
-                f"{name}: {task_name} was evaluated on {versions} different task versions "
-                f"(other samples or spec, e.g. another --limit); {shown}"
-            )
-        else:
-            notes.append(f"{name} (run {run_id}): {task_name} was evaluated {len(candidates)} times; {shown}")
-    return chosen
+def _row_order(row: _Row) -> tuple[object, ...]:
+    """Best mean first (no mean last), then by name, then oldest run first."""
+    mean = row.values["mean"]
+    assert isinstance(mean, float)
+    missing = math.isnan(mean)
+    return (missing, 0.0 if missing else -mean, row.values["model"], row.values.get("finished_at", ""))
 
 
-def _display_names(records: Sequence[RunRecord]) -> dict[str, str]:
-    """Model fingerprint -> display name; a fingerprint prefix tells apart models sharing a name."""
-    fingerprints_by_name: dict[str, set[str]] = defaultdict(set)
-    for record in records:
-        fingerprints_by_name[record.model.name].add(record.model.fingerprint)
-    names: dict[str, str] = {}
-    for name, fingerprints in fingerprints_by_name.items():
-        if len(fingerprints) == 1:
-            names[fingerprints.pop()] = name
-            continue
-        width = _MIN_SUFFIX
-        while len({fp[:width] for fp in fingerprints}) < len(fingerprints):
-            width += 4
-        names.update({fp: f"{name}@{fp[:width]}" for fp in fingerprints})
-    return names
+def _chance_notes(columns: Sequence[MetricColumn]) -> list[str]:
+    lacking = [column.label for column in columns if column.bounded and not column.normalized]
+    if not lacking:
+        return []
+    return [
+        f"no chance level is stored for {', '.join(lacking)} (records from before evalkit stored it, or "
+        "a task without fixed choices), so they have no chance-normalized score"
+    ]
+
+
+def _add_pareto(rows: Sequence[_Row], efficiency: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    means = [_float(row.values, "mean") for row in rows]
+    peak = [_float(row.values, _extras.PEAK_MEMORY) for row in rows]
+    axis = _extras.memory_axis(means, peak)
+    memory = [_float(row.values, axis) for row in rows]
+    latency = None
+    if _extras.LATENCY in efficiency:
+        latency = [_float(row.values, _extras.LATENCY) for row in rows]
+    flags = _extras.pareto_flags(means, memory, latency)
+    for name, values in flags.items():
+        for row, flag in zip(rows, values, strict=True):
+            row.values[name] = flag
+    return axis, tuple(flags)
+
+
+def _add_ranks(rows: Sequence[_Row], columns: Sequence[MetricColumn], store: ResultsStore) -> list[str]:
+    bounded = [(column.label, column.higher_is_better) for column in columns if column.bounded]
+    labels = {label for label, _ in bounded}
+    shown = [{label: r for label, r in row.shown.items() if label in labels} for row in rows]
+    means = [_float(row.values, "mean") for row in rows]
+    names = [str(row.values["model"]) for row in rows]
+    overall, per_column, notes = compute_ranks(shown, names, means, bounded, store)
+    for index, row in enumerate(rows):
+        row.values[RANK_COLUMN] = overall[index]
+        for label, ranks in per_column.items():
+            row.values[label + RANK_SUFFIX] = ranks[index]
+    return notes
 
 
 # -- frame ---------------------------------------------------------------------------------------
 
 
-def _describe_column(label: str, cells: Sequence[tuple[MetricValue, RunRecord]]) -> MetricColumn:
+def _describe_column(
+    label: str, cells: Sequence[tuple[MetricValue, RunRecord]], normalized: bool
+) -> MetricColumn:
     first_value, first_record = cells[0]
+    bounded = all(value.bounded for value, _ in cells)
+    chances = sorted({value.chance for value, _ in cells if value.chance is not None})
     return MetricColumn(
         label=label,
         task=first_record.task.name,
         metric=first_record.task.primary_metric,
-        bounded=all(value.bounded for value, _ in cells),
+        bounded=bounded,
         higher_is_better=first_value.higher_is_better,
         sample_counts=tuple(sorted({value.n for value, _ in cells})),
         task_versions=len({record.task.fingerprint for _, record in cells}),
+        normalized=normalized and bounded and bool(chances),
+        chance_levels=tuple(chances),
     )
 
 
 def _to_frame(
-    rows: list[dict[str, object]], columns: Sequence[MetricColumn], keep_history: bool
+    rows: Sequence[_Row],
+    columns: Sequence[MetricColumn],
+    keep_history: bool,
+    ranked: bool,
+    efficiency: Sequence[str],
+    long_context: Sequence[str],
+    pareto: Sequence[str],
 ) -> pd.DataFrame:
+    """The frame in display order (rows are already sorted), with stable dtypes for empty cells."""
+    normalized = any(column.normalized for column in columns)
     order = list(MODEL_COLUMNS[:1])
     if keep_history:
         order += HISTORY_COLUMNS
-    order += [*MODEL_COLUMNS[1:], *SUMMARY_COLUMNS]
+    order += MODEL_COLUMNS[1:]
+    order += [RANK_COLUMN] if ranked else []
+    order += [*SUMMARY_COLUMNS, *(NORMALIZED_SUMMARY_COLUMNS if normalized else ()), *pareto]
+    order += [*efficiency, *long_context]
+    dtypes: dict[str, str] = {
+        "parameters": "Int64",
+        "bytes_on_disk": "Int64",
+        "mean": "float64",
+        "tasks_in_mean": "int64",
+        **{name: "float64" for name in (*efficiency, *long_context)},
+        **{name: "bool" for name in pareto},
+    }
+    if normalized:
+        dtypes.update({"mean:norm": "float64", "tasks_in_mean:norm": "int64"})
+    if ranked:
+        dtypes[RANK_COLUMN] = "Int64"
     for column in columns:
-        order += [column.label, column.label + STDERR_SUFFIX, column.label + N_SUFFIX]
-    frame = pd.DataFrame(rows, columns=order)
-    frame = frame.astype({"parameters": "Int64", "mean": "float64", "tasks_in_mean": "int64"})
-    for column in columns:
-        frame = frame.astype(
-            {
-                column.label: "float64",
-                column.label + STDERR_SUFFIX: "float64",
-                column.label + N_SUFFIX: "Int64",
-            }
-        )
-    sort_by = ["mean", "model", *(["finished_at"] if keep_history else [])]
-    frame = frame.sort_values(
-        sort_by, ascending=[False, *[True] * (len(sort_by) - 1)], na_position="last", kind="stable"
-    )
-    return frame.reset_index(drop=True)
+        label = column.label
+        suffixes = [STDERR_SUFFIX, N_SUFFIX, CI_LOW_SUFFIX, CI_HIGH_SUFFIX]
+        suffixes += [NORM_SUFFIX] if column.normalized else []
+        suffixes += [RANK_SUFFIX] if ranked and column.bounded else []
+        order += [label, *(label + suffix for suffix in suffixes)]
+        dtypes.update({label + suffix: "float64" for suffix in ("", *suffixes)})
+        dtypes.update({label + suffix: "Int64" for suffix in (N_SUFFIX, RANK_SUFFIX) if suffix in suffixes})
+    frame = pd.DataFrame([row.values for row in rows], columns=order)
+    return frame.astype(dtypes)
+
+
+def _float(values: dict[str, object], key: str) -> float:
+    value = values.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan

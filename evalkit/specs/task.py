@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from evalkit.errors import SpecError
-from evalkit.specs._yaml import LocatedYaml, load_located_yaml
+from evalkit.specs._validate import validate_located
+from evalkit.specs._yaml import load_located_yaml
 from evalkit.specs.dataset import DatasetSpec
 
 KindName = Literal["multiple_choice", "loglikelihood", "generate", "perplexity"]
@@ -77,60 +77,11 @@ class SuiteSpec(BaseModel):
 
 def load_task_file(path: Path) -> TaskSpec:
     located = load_located_yaml(path)
-    spec = _validate(TaskSpec, located)
-    assert isinstance(spec, TaskSpec)
+    spec = validate_located(TaskSpec, located)
     return spec.model_copy(update={"source_file": str(path)})
 
 
 def load_suite_file(path: Path) -> SuiteSpec:
     located = load_located_yaml(path)
-    spec = _validate(SuiteSpec, located)
-    assert isinstance(spec, SuiteSpec)
+    spec = validate_located(SuiteSpec, located)
     return spec.model_copy(update={"source_file": str(path)})
-
-
-def _validate(model: type[BaseModel], located: LocatedYaml) -> BaseModel:
-    if not isinstance(located.data, dict):
-        raise SpecError(f"{located.path}:1: expected a mapping at the top level")
-    try:
-        return model.model_validate(located.data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = tuple(error["loc"])
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        if error["type"] == "extra_forbidden":
-            message = f"unknown key {field!r}"
-            hint = _suggest_key(model, loc)
-            if hint:
-                message += f"; did you mean {hint}?"
-        else:
-            message = f"{field}: {error['msg']}"
-        more = len(exc.errors()) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise SpecError(f"{located.where(loc)}: {message}{suffix}") from None
-
-
-def _suggest_key(model: type[BaseModel], loc: tuple[object, ...]) -> str:
-    from evalkit.errors import did_you_mean
-
-    current: type[BaseModel] | None = model
-    for part in loc[:-1]:
-        if isinstance(part, int):  # a list index: the element type was already unwrapped
-            continue
-        if current is None or not isinstance(part, str) or part not in current.model_fields:
-            return ""
-        annotation = current.model_fields[part].annotation
-        current = _model_in(annotation)
-    if current is None:
-        return ""
-    return did_you_mean(str(loc[-1]), list(current.model_fields))
-
-
-def _model_in(annotation: object) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
