@@ -1,0 +1,37 @@
+"""Optional capabilities a backend may declare beyond the request protocol.
+
+The efficiency task needs raw, timed forward passes that the request protocol hides (it batches,
+caches and scores). A backend that can serve them implements `TimingProbe`; the efficiency task
+checks `isinstance(backend, TimingProbe)` and says clearly when a backend cannot be measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class TimingProbe(Protocol):
+    @property
+    def vocab_size(self) -> int:
+        """Token ids 0..vocab_size-1 are valid inputs (random-token prompts are drawn from them)."""
+        ...
+
+    def timing_prefill(self, token_ids: Sequence[int]) -> float:
+        """One forward pass over `token_ids` (batch 1, no sampling); returns its wall time in seconds."""
+        ...
+
+    def timing_decode(self, context_ids: Sequence[int], new_tokens: int) -> list[float]:
+        """Prefill `context_ids`, then decode `new_tokens` greedy steps one token at a time, reusing the
+        KV cache (transformers) or recurrent state (SSMs). Returns len == new_tokens + 1 wall times in
+        seconds: [prefill through the first new token (time to first token), step 2, step 3, ...]."""
+        ...
+
+    def weight_bytes(self) -> int:
+        """Bytes of weights read per decode step as stored in memory (for bandwidth utilisation)."""
+        ...
+
+    def flops_per_token(self, context_length: int) -> float:
+        """Approximate forward FLOPs for one token at this context length (2·params + attention)."""
+        ...
