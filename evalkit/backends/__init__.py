@@ -93,8 +93,15 @@ def _load_gguf(spec: ModelSpec, shown: str) -> Backend:
     return load_gguf_file(spec, shown)
 
 
+def _load_llamacpp(spec: ModelSpec, shown: str) -> Backend:
+    from evalkit.backends.llamacpp import load_llamacpp
+
+    return load_llamacpp(spec, shown)
+
+
 _LOADERS: dict[str, Callable[[ModelSpec, str], Backend]] = {
     "fake": _load_fake,
     "transformers": _load_transformers,
     "gguf": _load_gguf,
+    "llamacpp": _load_llamacpp,
 }

@@ -46,6 +46,8 @@ class LoadedModel:
     bytes_on_disk: int = 0
     quantization: str | None = None
     revision: str | None = None
+    parameters: int | None = None  # set when quantization changes what `parameters()` counts
+    batch_invariant: bool = True  # False when rows sharing a forward affect each other (int8-dynamic)
 
 
 def torch_dtype(name: str) -> Any:

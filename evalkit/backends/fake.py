@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -126,6 +127,49 @@ class FakeBackend:
 
     def apply_chat_template(self, user_message: str) -> str:
         return f"<|user|>\n{user_message}\n<|assistant|>\n"
+
+    # --- TimingProbe: real (tiny) work, timed with the wall clock --------------------------------
+    # Prefill reads one table row per token; each decode step also reads one value per context
+    # token, like attention over a KV cache, so the fake's cost grows with context as a
+    # transformer's does. Times are real and therefore noisy; tests assert shapes, not values.
+
+    @property
+    def vocab_size(self) -> int:
+        return VOCAB
+
+    def timing_prefill(self, token_ids: Sequence[int]) -> float:
+        started = time.perf_counter()
+        self._prefill_work(token_ids)
+        return time.perf_counter() - started
+
+    def timing_decode(self, context_ids: Sequence[int], new_tokens: int) -> list[float]:
+        started = time.perf_counter()
+        context = list(context_ids)
+        self._prefill_work(context)
+        times: list[float] = []
+        for _ in range(new_tokens + 1):
+            previous = context[-1] if context else BOS
+            _ = sum(self._table[token][previous] for token in context)  # the "attention" read
+            context.append(self._argmax[previous])
+            now = time.perf_counter()
+            times.append(now - started)
+            started = now
+        return times
+
+    def timing_state_bytes(self, token_ids: Sequence[int]) -> int:
+        """A float64 key and value per context token (the fake's 'KV cache')."""
+        return 2 * 8 * len(token_ids)
+
+    def weight_bytes(self) -> int:
+        """One table row per step (the fake's honest memory traffic, so MBU stays below 1)."""
+        return VOCAB * 8
+
+    def flops_per_token(self, context_length: int) -> float:
+        """One row sum per token plus one add per context token: what the work above does."""
+        return float(VOCAB + context_length)
+
+    def _prefill_work(self, token_ids: Sequence[int]) -> float:
+        return sum(sum(self._table[token]) for token in token_ids)
 
 
 def _bigram_log_probs(seed: int) -> list[list[float]]:

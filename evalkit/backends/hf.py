@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.backends._hf_files import combined_fingerprint
+from evalkit.backends._hf_quant import check_quantize_option
 from evalkit.backends._hf_tokens import (
     HFLMEncoder,
     config_context_window,
@@ -65,6 +66,7 @@ class TransformersOptions(BaseModel):
     gguf_file: str | None = None  # a GGUF inside the TARGET folder or hub repo
     chat_template: bool = False  # wrap prompts as one user turn with the tokenizer's template
     max_length: int | None = Field(default=None, gt=1)  # override the context window
+    quantize: str | None = None  # int8-dynamic | int8 | int4, applied in memory (see `_hf_quant`)
 
 
 class HFTokenizer:
@@ -89,6 +91,7 @@ def load_transformers(spec: ModelSpec, shown: str) -> TransformersBackend:
 
     options = parse_options(TransformersOptions, spec, shown)
     assert isinstance(options, TransformersOptions)
+    check_quantize_option(options.quantize, options.dtype, shown)
     target = Path(spec.target).expanduser()
     local = target.exists()
     if options.revision and local:
@@ -109,7 +112,7 @@ def load_transformers(spec: ModelSpec, shown: str) -> TransformersBackend:
         loaded = _hf_load.load_local_dir(target, options.dtype)
     else:
         loaded = _hf_load.load_hub(spec.target, options.revision, options.dtype)
-    return TransformersBackend(shown, loaded, options)
+    return TransformersBackend(shown, _quantized(loaded, options, shown), options)
 
 
 def load_gguf_file(spec: ModelSpec, shown: str) -> TransformersBackend:
@@ -120,8 +123,18 @@ def load_gguf_file(spec: ModelSpec, shown: str) -> TransformersBackend:
     assert isinstance(options, TransformersOptions)
     if options.gguf_file or options.revision:
         raise SpecError(f"--model {shown!r}: gguf:FILE takes no gguf_file= or revision= option")
+    check_quantize_option(options.quantize, options.dtype, shown)
     loaded = _hf_load.load_gguf(Path(spec.target).expanduser(), options.dtype)
-    return TransformersBackend(shown, loaded, options)
+    return TransformersBackend(shown, _quantized(loaded, options, shown), options)
+
+
+def _quantized(loaded: LoadedModel, options: TransformersOptions, shown: str) -> LoadedModel:
+    """Apply `quantize=` (if asked) after loading: GGUF conversions stay cached unquantized."""
+    if options.quantize is not None:
+        from evalkit.backends._hf_quant import apply_quantization
+
+        apply_quantization(loaded, options.quantize, shown)
+    return loaded
 
 
 class TransformersBackend:
@@ -148,6 +161,12 @@ class TransformersBackend:
         self._tokenizer = HFTokenizer(self._hf_tokenizer)
         self.scorer: PairScorer = PairScorer(self.model, self.max_length, self.family)
         self.scorer.calibrate(probe_tokens(self._hf_tokenizer), _PROBE_TOLERANCE)
+        # int8-dynamic scales activations per forward, so rows sharing a forward change each
+        # other's numbers: one row per forward keeps results independent of batching (`_hf_quant`).
+        self._row_limit = None if loaded.batch_invariant else 1
+        if self._row_limit is not None:
+            self.scorer.packing = False
+            self.scorer.path_notes.append("one row per forward: activation scales span the batch")
         log.info("%s: scoring path %s", name, self.scorer.path)
 
     @property
@@ -173,7 +192,7 @@ class TransformersBackend:
             source=loaded.source,
             architecture=type(self.model).__name__,
             family=self.family,
-            parameters=sum(p.numel() for p in self.model.parameters()),
+            parameters=loaded.parameters or sum(p.numel() for p in self.model.parameters()),
             dtype=self.options.dtype,
             quantization=loaded.quantization,
             bytes_on_disk=loaded.bytes_on_disk,
@@ -190,7 +209,7 @@ class TransformersBackend:
         for request in requests:
             context, continuation = self.encoder.encode_pair(request.context, request.continuation)
             pairs.append((tuple(context), tuple(continuation)))
-        scored = self.scorer.score(pairs, batch_size)
+        scored = self.scorer.score(pairs, self._rows(batch_size))
         return [
             LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=len(pair[1]))
             for (logprob, greedy), pair in zip(scored, pairs, strict=True)
@@ -212,7 +231,7 @@ class TransformersBackend:
                 owners.append(index)
                 pairs.append((tuple(context), tuple(continuation)))
         totals = [0.0] * len(requests)
-        for owner, (logprob, _) in zip(owners, self.scorer.score(pairs, batch_size), strict=True):
+        for owner, (logprob, _) in zip(owners, self.scorer.score(pairs, self._rows(batch_size)), strict=True):
             totals[owner] += logprob
         return [RollingResult(logprob=total, num_tokens=n) for total, n in zip(totals, counts, strict=True)]
 
@@ -223,10 +242,59 @@ class TransformersBackend:
             self.model,
             self.encoder,
             requests,
-            batch_size,
+            self._rows(batch_size),
             self.max_length,
             pad_free=self.family in ("ssm", "hybrid"),
         )
+
+    # --- TimingProbe (evalkit.backends.capabilities), implemented in _hf_timing --------------------
+
+    @property
+    def vocab_size(self) -> int:
+        from evalkit.backends import _hf_timing
+
+        return _hf_timing.vocab_size(self.model, self._hf_tokenizer)
+
+    @property
+    def timing_special_ids(self) -> list[int]:
+        """Special-token ids the efficiency task leaves out of its random prompts."""
+        from evalkit.backends import _hf_timing
+
+        return _hf_timing.special_ids(self._hf_tokenizer)
+
+    def timing_prefill(self, token_ids: Sequence[int]) -> float:
+        from evalkit.backends import _hf_timing
+
+        return _hf_timing.prefill(self.model, token_ids)
+
+    def timing_decode(self, context_ids: Sequence[int], new_tokens: int) -> list[float]:
+        from evalkit.backends import _hf_timing
+
+        return _hf_timing.decode(self.model, self._hf_tokenizer, context_ids, new_tokens)
+
+    def timing_state_bytes(self, token_ids: Sequence[int]) -> int:
+        from evalkit.backends import _hf_timing
+
+        return _hf_timing.state_bytes(self.model, token_ids)
+
+    def timing_prefill_flops(self, length: int) -> float:
+        """FLOPs of one `timing_prefill` of `length` tokens (the head runs on the last position)."""
+        from evalkit.backends import _hf_timing
+
+        return _hf_timing.prefill_flops(self.model, self.family, length)
+
+    def weight_bytes(self) -> int:
+        from evalkit.backends import _hf_timing
+
+        return _hf_timing.weight_bytes(self.model)
+
+    def flops_per_token(self, context_length: int) -> float:
+        from evalkit.backends import _hf_timing
+
+        return _hf_timing.flops_per_token(self.model, self.family, context_length)
+
+    def _rows(self, batch_size: int) -> int:
+        return batch_size if self._row_limit is None else min(batch_size, self._row_limit)
 
     def apply_chat_template(self, user_message: str) -> str:
         template = getattr(self._hf_tokenizer, "chat_template", None)

@@ -6,6 +6,7 @@
     hf:HuggingFaceTB/SmolLM2-135M,revision=main
     hf:/models/my-model                  a local transformers directory
     gguf:/models/tiny.Q4_0.gguf          a GGUF file, dequantized by transformers
+    llamacpp:smollm2-135m                a GGUF alias or file, run natively by llama.cpp
     fake,seed=3                          the deterministic fake backend
 
 Commas separate options so a spec never needs shell quoting.
@@ -17,7 +18,13 @@ from pydantic import BaseModel, ConfigDict
 
 from evalkit.errors import SpecError
 
-BACKEND_PREFIXES = {"hf": "transformers", "transformers": "transformers", "gguf": "gguf", "fake": "fake"}
+BACKEND_PREFIXES = {
+    "hf": "transformers",
+    "transformers": "transformers",
+    "gguf": "gguf",
+    "llamacpp": "llamacpp",
+    "fake": "fake",
+}
 
 
 class ModelSpec(BaseModel):

@@ -55,6 +55,9 @@ def show_task(name: str) -> None:
     spec = default_catalogue().task(name)
     click.echo(f"# {spec.source_file}")
     click.echo(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True).rstrip())
+    if spec.kind == "efficiency":
+        click.echo("\nsource: none (random-token prompts of exact lengths, drawn from the task's seed)")
+        return
     loaded = load_documents(spec, "eval")
     source = loaded.source
     click.echo(f"\nsource: {source.origin} {source.format} {source.location} (split {source.split})")
@@ -81,6 +84,8 @@ def _count(spec: object) -> tuple[str, str]:
     from evalkit.specs.task import TaskSpec
 
     assert isinstance(spec, TaskSpec)
+    if spec.kind == "efficiency":
+        return "-", "generated: random-token prompts (no dataset)"
     try:
         loaded = load_documents(spec, "eval")
     except EvalkitError as exc:

@@ -24,7 +24,7 @@ from evalkit.results.schema import DataSourceFacts, RunConfig, RunRecord, Sample
 from evalkit.results.store import ResultsStore
 from evalkit.runner.cache import NullCache, ResponseCache
 from evalkit.runner.plan import LMEVAL_PREFIX, TaskSelection, plan_tasks
-from evalkit.runner.task_run import TaskOutcome, run_task
+from evalkit.runner.task_run import TaskOutcome, fingerprint_json, run_task
 from evalkit.specs.catalogue import Catalogue, default_catalogue
 
 log = logging.getLogger("evalkit")
@@ -160,6 +160,7 @@ def _run_one(
             chat_template=facts.chat_template,
         ),
         metrics=outcome.metrics if outcome is not None else {},
+        efficiency=outcome.efficiency if outcome is not None else None,
         host=host_facts(),
         libraries=library_versions(),
         status="ok" if error is None else "error",
@@ -174,7 +175,7 @@ def _failed_task_facts(selection: TaskSelection, catalogue: Catalogue) -> TaskFa
     if not selection.is_lmeval:
         try:
             spec = catalogue.task(selection.name)
-            kind, spec_file, spec_json = spec.kind, spec.source_file, spec.model_dump_json()
+            kind, spec_file, spec_json = spec.kind, spec.source_file, fingerprint_json(spec)
             primary = (spec.metrics or [""])[0]
         except EvalkitError:
             pass

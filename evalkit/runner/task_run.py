@@ -26,6 +26,7 @@ class TaskOutcome:
     samples: list[SampleLog]
     num_fewshot: int
     seed: int
+    efficiency: dict[str, Any] | None = None  # kind `efficiency` only: the record's figures
 
 
 def run_task(
@@ -41,6 +42,11 @@ def run_task(
 ) -> TaskOutcome:
     from evalkit.sources import load_documents
 
+    if spec.kind == "efficiency":  # no documents or requests: timed forward passes on random tokens
+        from evalkit.efficiency import run_efficiency_task
+
+        measured = run_efficiency_task(backend, spec, seed=seed)
+        return TaskOutcome(measured.task, measured.metrics, [], 0, measured.seed, measured.figures)
     if seed is not None:
         spec = spec.model_copy(update={"fewshot_seed": seed})
     shots = spec.num_fewshot if num_fewshot is None else num_fewshot
@@ -97,7 +103,7 @@ def run_task(
             )
         )
     fingerprint = task_fingerprint(
-        spec.model_dump_json() + f"|fewshot={shots}", [r.cache_key() for r in flat]
+        fingerprint_json(spec) + f"|fewshot={shots}", [r.cache_key() for r in flat]
     )
     task_facts = TaskFacts(
         name=spec.name,
@@ -132,6 +138,12 @@ def _with_chat_template(sample: PreparedSample, backend: Backend) -> PreparedSam
         else:
             wrapped.append(request)
     return dataclasses.replace(sample, requests=wrapped)
+
+
+def fingerprint_json(spec: TaskSpec) -> str:
+    """The spec as the fingerprint sees it: fields left at their defaults are omitted, so adding a
+    new optional field to the schema does not change the fingerprint of every existing task."""
+    return spec.model_dump_json(exclude_defaults=True)
 
 
 def task_fingerprint(spec_json: str, request_keys: Sequence[str]) -> str:

@@ -1,0 +1,290 @@
+"""The native llama.cpp backend: a GGUF file run by llama.cpp with its own quantized kernels.
+
+    llamacpp:smollm2-135m                 an alias that names a GGUF file (its `locate()`)
+    llamacpp:/models/tiny.Q4_0.gguf       a GGUF file
+    llamacpp:smollm2-135m,n_ctx=2048,n_threads=2,n_batch=512,chat_template=true
+
+Why a second GGUF path: `gguf:` dequantizes the weights into float32 transformers modules, which
+measures the model, not the deployment. Here llama.cpp computes with the quantized weights
+themselves (and, on CPU, with activations quantized to 8 bits for the Q4 matmuls), which is what a
+user of the file actually runs.
+
+Tokenisation follows the transformers backend exactly (`HFLMEncoder` over llama.cpp's tokenizer,
+see `_llamacpp_tokens`); on SmolLM2 the token ids equal `HFTokenizer`'s on every string tested in
+`tests/test_backend_llamacpp.py`. The numbers differ only by arithmetic.
+Measured on SmolLM2-135M-Instruct Q4_1, 60 ARC-Easy questions (240 requests), llama-cpp-python
+0.3.36, 2 CPU threads (`benchmarks/bench_llamacpp_agreement.py --limit 60`):
+    |Δ loglikelihood| per request:  max 0.95 nats, mean 0.198 nats (0.043 nats per token)
+    argmax choice agreement:        59/60 questions (0.983); accuracy equal (0.517 both)
+    wall time on those requests:    llama.cpp 11.0 s, transformers 5.5 s
+Prompt scoring is prefill-bound, and on this CPU llama.cpp's quantized prefill (~290 tokens/s) is
+slower than PyTorch's float32 GEMMs; greedy decoding is where llama.cpp is fast (~10 ms/token).
+The real-tier test asserts these with margin. `llama_cpp` is imported only when a model loads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalkit.backends._hf_files import combined_fingerprint, gguf_quant_type, read_gguf_header, sha256_file
+from evalkit.backends._hf_tokens import HFLMEncoder, rolling_windows
+from evalkit.backends._llamacpp_engine import LlamaEngine
+from evalkit.backends._llamacpp_tokens import LlamaCppTokenizer, LlamaTokenizerView, render_chat_template
+from evalkit.backends.base import Family, ModelFacts
+from evalkit.backends.spec import ModelSpec
+from evalkit.errors import BackendUnavailableError, SpecError
+from evalkit.requests import (
+    GenerateRequest,
+    GenerateResult,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    RollingRequest,
+    RollingResult,
+)
+
+__all__ = ["LLAMACPP_PIP", "LlamaCppBackend", "LlamaCppOptions", "load_llamacpp"]
+
+log = logging.getLogger("evalkit.backends.llamacpp")
+
+LLAMACPP_PIP = "pip install llama-cpp-python==0.3.36  (a source build: cmake + C++ compiler, ~15 min)"
+# The default window: the model's trained context, capped so that the logits of every position
+# (`logits_all`, n_ctx × vocab float32: 0.8 GB for SmolLM2's 49k vocabulary) stay affordable.
+DEFAULT_CONTEXT_CAP = 4096
+# Options that choose a precision or a quantization: llama.cpp can only run the file as stored.
+_QUANTIZATION_OPTIONS = frozenset(
+    {"quantize", "quantization", "dtype", "load_in_4bit", "load_in_8bit", "bits", "torch_dtype"}
+)
+_SSM_ARCHS = frozenset({"mamba", "mamba2", "rwkv6", "rwkv7", "rwkv6qwen2", "rwkv7qwen2"})
+_HYBRID_ARCHS = frozenset({"jamba", "falcon-h1", "granitehybrid", "nemotron_h", "plamo2", "lfm2"})
+
+
+class LlamaCppOptions(BaseModel):
+    """KEY=VALUE options of `llamacpp:` specs (a typo fails with a suggestion)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_ctx: int | None = Field(default=None, ge=16)  # default: trained context, capped at 4096
+    n_threads: int | None = Field(default=None, ge=1)  # default: the CPUs this process may use
+    n_batch: int = Field(default=512, ge=1)  # tokens per llama_decode call
+    chat_template: bool = False  # wrap prompts as one user turn with the GGUF's template
+
+
+def load_llamacpp(spec: ModelSpec, shown: str) -> LlamaCppBackend:
+    """`llamacpp:ALIAS` or `llamacpp:FILE.gguf`, validated before llama_cpp is imported."""
+    from evalkit.backends import parse_options
+
+    for key in spec.options:
+        if key in _QUANTIZATION_OPTIONS:
+            raise SpecError(
+                f"--model {shown!r}: {key}={spec.options[key]} is not possible with llama.cpp, which runs "
+                "the GGUF file's own quantization; use a GGUF file quantized that way, or the "
+                "transformers backend (gguf:FILE) for dtype or quantization options"
+            )
+    options = parse_options(LlamaCppOptions, spec, shown)
+    assert isinstance(options, LlamaCppOptions)
+    path = gguf_path(spec.target, shown)
+    llama_cpp = import_llama_cpp()
+    return LlamaCppBackend(shown, path, options, llama_cpp)
+
+
+def gguf_path(target: str, shown: str) -> Path:
+    """An alias's GGUF file (located without importing its package), or a path to a .gguf file."""
+    from evalkit.backends.aliases import ALIASES
+
+    alias = ALIASES.get(target)
+    if alias is not None:
+        if alias.backend != "gguf":
+            raise SpecError(f"--model {shown!r}: alias {target!r} is not a GGUF model")
+        return Path(alias.locate())
+    path = Path(target).expanduser()
+    if not path.is_file():
+        gguf_aliases = sorted(name for name, a in ALIASES.items() if a.backend == "gguf")
+        raise SpecError(
+            f"--model {shown!r}: {target!r} is neither a GGUF alias ({', '.join(gguf_aliases)}) "
+            "nor an existing file"
+        )
+    return path
+
+
+def import_llama_cpp() -> Any:
+    """The llama_cpp module, or a one-line error with the pip command (it is an optional extra)."""
+    try:
+        return importlib.import_module("llama_cpp")
+    except ImportError:
+        raise BackendUnavailableError(
+            f"the llamacpp backend needs llama-cpp-python: {LLAMACPP_PIP}"
+        ) from None
+
+
+class LlamaCppBackend:
+    """A GGUF model run by llama.cpp, answering evalkit requests; also a `TimingProbe`."""
+
+    def __init__(self, name: str, path: Path, options: LlamaCppOptions, llama_cpp: Any) -> None:
+        from evalkit.backends.hf import _usable_cpus
+
+        self.name = name
+        self.path = path
+        self.options = options
+        self._llama_cpp_version = str(getattr(llama_cpp, "__version__", "?"))
+        threads = options.n_threads or _usable_cpus()
+        self.context_window: int | None = _trained_context(path)
+        n_ctx = options.n_ctx or min(self.context_window or DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP)
+        self.llama = llama_cpp.Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_batch=min(options.n_batch, n_ctx),
+            n_threads=threads,
+            n_threads_batch=threads,
+            logits_all=True,
+            verbose=False,
+        )
+        self.metadata: dict[str, str] = dict(self.llama.metadata)
+        self.architecture = self.metadata.get("general.architecture", "unknown")
+        self.family = _family(self.architecture)
+        sliding = f"{self.architecture}.attention.sliding_window" in self.metadata
+        self.engine = LlamaEngine(self.llama, rewindable=self.family == "transformer" and not sliding)
+        self.max_length = self.engine.n_ctx
+        self._view = LlamaTokenizerView(self.llama)
+        self.encoder = HFLMEncoder(self._view)  # type: ignore[arg-type]  # duck-typed tokenizer
+        self._tokenizer = LlamaCppTokenizer(self._view)
+        vocab = self.llama._model.vocab
+        is_eog = getattr(llama_cpp, "llama_vocab_is_eog", None)
+        n_vocab = int(self.llama.n_vocab())
+        self._end_ids = frozenset(
+            t for t in range(n_vocab) if is_eog is not None and is_eog(vocab, t)
+        ) or frozenset(t for t in (self._view.eos_token_id,) if t is not None)
+        self._template = self.metadata.get("tokenizer.chat_template")
+        if options.chat_template and not self._template:
+            raise SpecError(f"--model {name!r}: chat_template=true, but the GGUF has no chat template")
+        log.info("%s: llama.cpp %s, n_ctx %d, %d threads", name, self._llama_cpp_version, n_ctx, threads)
+
+    @property
+    def tokenizer(self) -> LlamaCppTokenizer:
+        return self._tokenizer
+
+    def describe(self) -> ModelFacts:
+        quant = gguf_quant_type(self.path) or "unknown"
+        output_options = [
+            "backend=llamacpp",
+            f"llama_cpp={self._llama_cpp_version}",  # kernels change between releases
+            f"n_ctx={self.max_length}",  # the truncation and rolling window
+            f"n_batch={self.options.n_batch}",  # how positions are grouped into matmuls
+            f"chat_template={self.options.chat_template}",
+        ]
+        return ModelFacts(
+            name=self.name,
+            backend="llamacpp",
+            source=str(self.path),
+            architecture=self.architecture,
+            family=self.family,
+            parameters=int(self.llama._model.n_params()),
+            dtype="gguf",
+            quantization=f"gguf:{quant} (native llama.cpp)",
+            bytes_on_disk=self.path.stat().st_size,
+            fingerprint=combined_fingerprint([f"sha256={sha256_file(self.path)}", *output_options]),
+            context_window=self.context_window,
+            chat_template=self.options.chat_template,
+        )
+
+    def loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], batch_size: int = 16
+    ) -> list[LoglikelihoodResult]:
+        """HFLM's pairs, scored from prompt logits; `batch_size` is unused (one sequence at a time)."""
+        pairs = []
+        for request in requests:
+            context, continuation = self.encoder.encode_pair(request.context, request.continuation)
+            pairs.append((tuple(context), tuple(continuation)))
+        scored = self.engine.score(pairs)
+        return [
+            LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=len(pair[1]))
+            for (logprob, greedy), pair in zip(scored, pairs, strict=True)
+        ]
+
+    def loglikelihood_rolling(
+        self, requests: Sequence[RollingRequest], batch_size: int = 16
+    ) -> list[RollingResult]:
+        """HFLM.loglikelihood_rolling with windows of n_ctx tokens."""
+        owners: list[int] = []
+        pairs = []
+        counts = []
+        for index, request in enumerate(requests):
+            tokens = self.encoder.encode(request.text)
+            counts.append(len(tokens))
+            for context, continuation in rolling_windows(
+                tokens, self.encoder.prefix_token_id, self.max_length
+            ):
+                owners.append(index)
+                pairs.append((tuple(context), tuple(continuation)))
+        totals = [0.0] * len(requests)
+        for owner, (logprob, _) in zip(owners, self.engine.score(pairs), strict=True):
+            totals[owner] += logprob
+        return [RollingResult(logprob=total, num_tokens=n) for total, n in zip(totals, counts, strict=True)]
+
+    def generate(self, requests: Sequence[GenerateRequest], batch_size: int = 16) -> list[GenerateResult]:
+        """Greedy decoding; the text is cut at the first stop string, end-of-generation tokens dropped."""
+        results = []
+        for request in requests:
+            ids = self.encoder.encode_for_generation(request.context)
+            room = self.max_length - request.max_tokens  # HFLM: max_length - max_gen_toks
+            prompt = ids[-room:] if room > 0 else ids[-1:]
+            stops = [s for s in request.stop if s]
+
+            def is_done(produced: list[int], stops: list[str] = stops) -> bool:
+                return bool(stops) and any(s in self._decode_text(produced) for s in stops)
+
+            produced = self.engine.greedy_tokens(prompt, request.max_tokens, is_done, self._end_ids)
+            text = self._decode_text(produced)
+            cut = min((text.index(s) for s in stops if s in text), default=len(text))
+            results.append(GenerateResult(text=text[:cut], num_tokens=len(produced)))
+        return results
+
+    def _decode_text(self, ids: list[int]) -> str:
+        return self._view.decode([t for t in ids if t not in self._end_ids], skip_special_tokens=True)
+
+    def apply_chat_template(self, user_message: str) -> str:
+        if not self._template:
+            raise SpecError(f"{self.name}: the GGUF has no tokenizer.chat_template")
+        return render_chat_template(self._template, user_message, self._view)
+
+    # --- TimingProbe (evalkit.backends.capabilities) ---------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.llama.n_vocab())
+
+    def timing_prefill(self, token_ids: Sequence[int]) -> float:
+        return self.engine.time_prefill(token_ids)
+
+    def timing_decode(self, context_ids: Sequence[int], new_tokens: int) -> list[float]:
+        return self.engine.time_decode(context_ids, new_tokens)
+
+    def weight_bytes(self) -> int:
+        """The GGUF file's size: llama.cpp maps the quantized tensors as stored and reads them all."""
+        return self.path.stat().st_size
+
+    def flops_per_token(self, context_length: int) -> float:
+        """2·params for the matmuls plus 2·2·layers·context·embedding for attention scores and values."""
+        params = float(self.llama._model.n_params())
+        layers = int(self.metadata.get(f"{self.architecture}.block_count", "0") or 0)
+        return 2.0 * params + 4.0 * layers * context_length * int(self.llama.n_embd())
+
+
+def _family(architecture: str) -> Family:
+    if architecture in _SSM_ARCHS:
+        return "ssm"
+    if architecture in _HYBRID_ARCHS:
+        return "hybrid"
+    return "transformer" if architecture != "unknown" else "unknown"
+
+
+def _trained_context(path: Path) -> int | None:
+    """`<arch>.context_length` from the GGUF header (read directly: no second model load)."""
+    arch = read_gguf_header(path, ["general.architecture"]).get("general.architecture")
+    value = read_gguf_header(path, [f"{arch}.context_length"]).get(f"{arch}.context_length")
+    return int(value) if isinstance(value, int) else None

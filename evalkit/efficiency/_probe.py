@@ -1,0 +1,150 @@
+"""The host's measured peaks: matmul FLOP/s (fp32, bf16) and memory bandwidth.
+
+Utilisation figures (MFU, MBU) need a denominator. Vendor peaks are unknown for most CPUs and
+unreachable in practice, so evalkit measures what this host achieves on the kernels a model
+spends its time in: a square matmul (prefill is matmul-bound) and a large copy (decode at
+batch 1 streams every weight once per token). The probe takes a few seconds, so its result is
+cached in `$EVALKIT_CACHE_DIR/host_peaks.json`, keyed by the host facts that change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from evalkit.backends._hf_files import evalkit_cache_dir
+
+PROBE_VERSION = 1
+CACHE_NAME = "host_peaks.json"
+MATMUL_SIZE = 2048
+COPY_BYTES = 256 * 1024 * 1024
+
+
+def usable_cpus() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+
+
+def host_key() -> dict[str, Any]:
+    """The facts a measured peak depends on (not the hostname: identical CI runners share peaks)."""
+    import torch
+
+    from evalkit.results.provenance import host_facts
+
+    facts = host_facts()
+    return {
+        "probe_version": PROBE_VERSION,
+        "cpu": facts.cpu,
+        "cpus": usable_cpus(),
+        "machine": platform.machine(),
+        "accelerator": facts.accelerator,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def matmul_flops_per_s(dtype_name: str, seconds: float = 0.5, size: int = MATMUL_SIZE) -> float:
+    """Best rate of `size`² @ `size`² matmuls over about `seconds` (after one warm-up)."""
+    import torch
+
+    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype_name]
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(dtype)
+    b = torch.randn(size, size, generator=generator).to(dtype)
+    flops = 2.0 * size**3
+    with torch.inference_mode():
+        torch.matmul(a, b)
+        best, spent = 0.0, 0.0
+        while spent < seconds or best == 0.0:
+            start = time.perf_counter()
+            torch.matmul(a, b)
+            elapsed = time.perf_counter() - start
+            spent += elapsed
+            best = max(best, flops / elapsed)
+    return best
+
+
+def copy_bytes_per_s(seconds: float = 0.5, nbytes: int = COPY_BYTES) -> float:
+    """Best rate of a large tensor copy, counting the bytes read plus the bytes written."""
+    import torch
+
+    source = torch.ones(nbytes // 4, dtype=torch.float32)
+    target = torch.empty_like(source)
+    target.copy_(source)
+    best, spent = 0.0, 0.0
+    while spent < seconds or best == 0.0:
+        start = time.perf_counter()
+        target.copy_(source)
+        elapsed = time.perf_counter() - start
+        spent += elapsed
+        best = max(best, 2.0 * nbytes / elapsed)
+    return best
+
+
+def measure_host_peaks(seconds: float = 0.5) -> dict[str, Any]:
+    started = time.perf_counter()
+    peaks: dict[str, Any] = {
+        "matmul_flops_per_s": {
+            "float32": matmul_flops_per_s("float32", seconds),
+            "bfloat16": matmul_flops_per_s("bfloat16", seconds),
+        },
+        "memory_bytes_per_s": copy_bytes_per_s(seconds),
+        "matmul_size": MATMUL_SIZE,
+        "copy_bytes": COPY_BYTES,
+    }
+    peaks["probe_seconds"] = round(time.perf_counter() - started, 3)
+    return peaks
+
+
+def host_peaks(cache_dir: Path | None = None, refresh: bool = False) -> dict[str, Any]:
+    """The cached peaks for this host, probing (and caching) them on first use or on `refresh`.
+
+    Returns the peaks plus `key` (the host facts) and `cached` (False when just measured).
+    """
+    key = host_key()
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = (cache_dir or evalkit_cache_dir()) / CACHE_NAME
+    known = _read(path)
+    if not refresh and isinstance(known.get(digest), dict):
+        return {**known[digest], "key": key, "cached": True}
+    peaks = _best_of(measure_host_peaks(), known.get(digest))
+    known[digest] = peaks
+    _write(path, known)
+    return {**peaks, "key": key, "cached": False}
+
+
+def _best_of(new: dict[str, Any], old: Any) -> dict[str, Any]:
+    """A peak is the best the host achieves: a re-probe can only raise it (contention lowers it)."""
+    if not isinstance(old, dict):
+        return new
+    merged = dict(new)
+    old_flops = old.get("matmul_flops_per_s") or {}
+    merged["matmul_flops_per_s"] = {
+        name: max(value, float(old_flops.get(name, 0.0))) for name, value in new["matmul_flops_per_s"].items()
+    }
+    merged["memory_bytes_per_s"] = max(new["memory_bytes_per_s"], float(old.get("memory_bytes_per_s", 0.0)))
+    return merged
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    """Write beside, then rename: readers never see half a file. A failure only costs a reprobe."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(f".{os.getpid()}.tmp")
+        scratch.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(scratch, path)
+    except OSError:
+        pass

