@@ -109,3 +109,15 @@ def test_tasks_list_shows_builtin_tasks_and_suites() -> None:
     assert result.exit_code == 0, result.output
     for name in ("arc_easy", "hellaswag", "mmlu", "lambada_openai", "quick"):
         assert name in result.output
+
+
+def test_leaderboard_shows_variants_against_their_reference() -> None:
+    """The reference run's llama.cpp row is measured against the dequantized transformers run."""
+    repo_results = Path(__file__).resolve().parents[1] / "results"
+    result = CliRunner().invoke(cli, ["leaderboard", "--results", str(repo_results), "--no-ranks"])
+    assert result.exit_code == 0, result.output
+    assert "Quantized variants against their reference" in result.output
+    section = result.output.split("Quantized variants against their reference", 1)[1]
+    rows = [line.split() for line in section.splitlines() if line.startswith("llamacpp:smollm2-135m ")]
+    assert rows and all(row[1] == "smollm2-135m" and row[-1] == "paired" for row in rows)
+    assert "efficiency_quick" not in {row[2] for row in rows}  # accuracy changes only

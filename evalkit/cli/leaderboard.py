@@ -14,6 +14,7 @@ from evalkit.cli._options import results_option
 
 if TYPE_CHECKING:
     from evalkit.report import OutputFormat
+    from evalkit.results import ResultsStore, RunRecord
 
 # Mirrors evalkit.report.FORMATS (a test keeps them equal); importing that here would load pandas.
 FORMATS = ("table", "markdown", "csv", "json")
@@ -96,6 +97,8 @@ def leaderboard(
             click.echo(f"Suite {suite_name}: {', '.join(tasks or [])}\n")
         text = render_leaderboard(board, cast("OutputFormat", output_format), show_ci=show_ci)
         click.echo(text, nl=False)
+        if not machine and not keep_history:
+            click.echo(_variants_section(records, store, markdown=output_format == "markdown"), nl=False)
         if machine:  # their output is rows only; notes and failed runs must not vanish
             for line in side_notes(board):
                 click.echo(line, err=True)
@@ -111,3 +114,12 @@ def leaderboard(
         # SystemExit rather than ctx.exit: click's non-standalone mode (used by evalkit's main)
         # turns ctx.exit into a return value and the status would be lost.
         raise SystemExit(2)
+
+
+def _variants_section(records: list[RunRecord], store: ResultsStore, *, markdown: bool) -> str:
+    """Each quantized variant's change against its full-precision reference, with paired CIs."""
+    from evalkit.report._plot_data import display_names
+    from evalkit.report._plot_quant import variant_deltas
+    from evalkit.report._variants_text import render_variant_deltas
+
+    return render_variant_deltas(variant_deltas(records, store), display_names(records), markdown)

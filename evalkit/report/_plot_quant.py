@@ -1,7 +1,8 @@
 """How much accuracy quantized (or lower-precision) variants lose against their full-precision model.
 
-Variants are models that share ``parameters`` and ``architecture`` with a reference but differ in
-``quantization`` or ``dtype``; the reference is the float32, unquantized one. When both per-sample
+Variants are models that share ``parameters`` and ``family`` with a reference but differ in
+``quantization`` or ``dtype``; the reference is the float32, unquantized one (or, for a model
+released only as GGUF, that file dequantized to float32). When both per-sample
 logs are in the store and share samples, the interval is the paired one `evalkit compare` reports
 (far tighter: the two runs saw the same questions); otherwise it combines the two standard errors,
 and the hover text says which.
@@ -47,16 +48,18 @@ def variant_groups(records: Sequence[RunRecord]) -> dict[str, list[str]]:
     facts: dict[str, ModelFacts] = {}
     for record in records:
         facts[record.model.fingerprint] = record.model
+    # Keyed by size and family, not architecture: backends name one architecture differently
+    # (transformers "LlamaForCausalLM", llama.cpp "llama"), and a variant must find its reference.
     by_shape: dict[tuple[int, str], list[str]] = defaultdict(list)
     for fingerprint in sorted(facts):
         model = facts[fingerprint]
-        by_shape[(model.parameters, model.architecture)].append(fingerprint)
+        by_shape[(model.parameters, model.family)].append(fingerprint)
     groups: dict[str, list[str]] = {}
     for members in by_shape.values():
-        references = [fp for fp in members if _is_reference(facts[fp])]
-        if not references:
+        ranked = sorted((rank, fp) for fp in members if (rank := _reference_rank(facts[fp])) is not None)
+        if not ranked:
             continue
-        reference = references[0]  # members are sorted: the choice is stable
+        reference = ranked[0][1]  # best precision; members are sorted, so ties resolve stably
         precision = (facts[reference].dtype, facts[reference].quantization)
         variants = [fp for fp in members if (facts[fp].dtype, facts[fp].quantization) != precision]
         if variants:
@@ -64,8 +67,20 @@ def variant_groups(records: Sequence[RunRecord]) -> dict[str, list[str]]:
     return groups
 
 
-def _is_reference(model: ModelFacts) -> bool:
-    return model.quantization is None and model.dtype == REFERENCE_DTYPE
+def _reference_rank(model: ModelFacts) -> int | None:
+    """How good a reference the model is (lower is better); None when it is itself a variant.
+
+    0: float32 weights as published. 1: a GGUF file dequantized to float32 with nothing more done
+    to it — the closest to full precision a quantized-only release offers (so the native llama.cpp
+    run and in-memory re-quantizations of the same file are measured against it).
+    """
+    if model.dtype != REFERENCE_DTYPE:
+        return None
+    if model.quantization is None:
+        return 0
+    if "(dequantized" in model.quantization and "+" not in model.quantization:
+        return 1
+    return None
 
 
 def variant_deltas(records: Sequence[RunRecord], store: ResultsStore | None = None) -> list[VariantDelta]:
@@ -88,6 +103,8 @@ def _delta(variant: RunRecord, reference: RunRecord, store: ResultsStore | None)
     mine, theirs = primary(variant), primary(reference)
     metric = variant.task.primary_metric
     if mine is None or theirs is None or metric != reference.task.primary_metric:
+        return None
+    if not mine.bounded:  # accuracy changes only; speed and memory have their own columns
         return None
     base = {
         "variant": variant.model.fingerprint,
