@@ -8,10 +8,11 @@ No torch import: these functions work on token lists.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.base import Family
+from evalkit.requests import LoglikelihoodRequest, LoglikelihoodResult, RollingRequest, RollingResult
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedTokenizerBase
@@ -166,3 +167,44 @@ def rolling_windows(
         predicted += window_pred_len
     for context, continuation in windows:
         yield context[: len(context) - (len(continuation) - 1)], continuation
+
+
+TokenPair = tuple[tuple[int, ...], tuple[int, ...]]
+PairScorer = Callable[[list[TokenPair]], Sequence[tuple[float, bool]]]
+
+
+def score_loglikelihood(
+    encoder: HFLMEncoder, requests: Sequence[LoglikelihoodRequest], score: PairScorer
+) -> list[LoglikelihoodResult]:
+    """Encode requests the way HFLM does, score the token pairs, and wrap the results.
+
+    Shared by every backend that scores token pairs (transformers, llama.cpp), so they cannot
+    drift apart in how a request becomes tokens.
+    """
+    pairs: list[TokenPair] = []
+    for request in requests:
+        context, continuation = encoder.encode_pair(request.context, request.continuation)
+        pairs.append((tuple(context), tuple(continuation)))
+    return [
+        LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=len(pair[1]))
+        for (logprob, greedy), pair in zip(score(pairs), pairs, strict=True)
+    ]
+
+
+def score_rolling(
+    encoder: HFLMEncoder, requests: Sequence[RollingRequest], max_length: int, score: PairScorer
+) -> list[RollingResult]:
+    """HFLM.loglikelihood_rolling: disjoint windows, each scored with maximal left context."""
+    owners: list[int] = []
+    pairs: list[TokenPair] = []
+    counts = []
+    for index, request in enumerate(requests):
+        tokens = encoder.encode(request.text)
+        counts.append(len(tokens))
+        for context, continuation in rolling_windows(tokens, encoder.prefix_token_id, max_length):
+            owners.append(index)
+            pairs.append((tuple(context), tuple(continuation)))
+    totals = [0.0] * len(requests)
+    for owner, (logprob, _) in zip(owners, score(pairs), strict=True):
+        totals[owner] += logprob
+    return [RollingResult(logprob=total, num_tokens=n) for total, n in zip(totals, counts, strict=True)]

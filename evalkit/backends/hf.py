@@ -29,7 +29,8 @@ from evalkit.backends._hf_tokens import (
     HFLMEncoder,
     config_context_window,
     model_family,
-    rolling_windows,
+    score_loglikelihood,
+    score_rolling,
     scoring_window,
 )
 from evalkit.backends.base import ModelFacts
@@ -205,35 +206,20 @@ class TransformersBackend:
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], batch_size: int = 16
     ) -> list[LoglikelihoodResult]:
-        pairs = []
-        for request in requests:
-            context, continuation = self.encoder.encode_pair(request.context, request.continuation)
-            pairs.append((tuple(context), tuple(continuation)))
-        scored = self.scorer.score(pairs, self._rows(batch_size))
-        return [
-            LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=len(pair[1]))
-            for (logprob, greedy), pair in zip(scored, pairs, strict=True)
-        ]
+        return score_loglikelihood(
+            self.encoder, requests, lambda pairs: self.scorer.score(pairs, self._rows(batch_size))
+        )
 
     def loglikelihood_rolling(
         self, requests: Sequence[RollingRequest], batch_size: int = 16
     ) -> list[RollingResult]:
         """HFLM.loglikelihood_rolling: disjoint windows, each scored with maximal left context."""
-        owners: list[int] = []
-        pairs = []
-        counts = []
-        for index, request in enumerate(requests):
-            tokens = self.encoder.encode(request.text)
-            counts.append(len(tokens))
-            for context, continuation in rolling_windows(
-                tokens, self.encoder.prefix_token_id, self.max_length
-            ):
-                owners.append(index)
-                pairs.append((tuple(context), tuple(continuation)))
-        totals = [0.0] * len(requests)
-        for owner, (logprob, _) in zip(owners, self.scorer.score(pairs, self._rows(batch_size)), strict=True):
-            totals[owner] += logprob
-        return [RollingResult(logprob=total, num_tokens=n) for total, n in zip(totals, counts, strict=True)]
+        return score_rolling(
+            self.encoder,
+            requests,
+            self.max_length,
+            lambda pairs: self.scorer.score(pairs, self._rows(batch_size)),
+        )
 
     def generate(self, requests: Sequence[GenerateRequest], batch_size: int = 16) -> list[GenerateResult]:
         from evalkit.backends._hf_generate import greedy_generate

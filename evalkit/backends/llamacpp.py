@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.backends._hf_files import combined_fingerprint, gguf_quant_type, read_gguf_header, sha256_file
-from evalkit.backends._hf_tokens import HFLMEncoder, rolling_windows
+from evalkit.backends._hf_tokens import HFLMEncoder, score_loglikelihood, score_rolling
 from evalkit.backends._llamacpp_engine import LlamaEngine
 from evalkit.backends._llamacpp_tokens import LlamaCppTokenizer, LlamaTokenizerView, render_chat_template
 from evalkit.backends.base import Family, ModelFacts
@@ -196,35 +196,13 @@ class LlamaCppBackend:
         self, requests: Sequence[LoglikelihoodRequest], batch_size: int = 16
     ) -> list[LoglikelihoodResult]:
         """HFLM's pairs, scored from prompt logits; `batch_size` is unused (one sequence at a time)."""
-        pairs = []
-        for request in requests:
-            context, continuation = self.encoder.encode_pair(request.context, request.continuation)
-            pairs.append((tuple(context), tuple(continuation)))
-        scored = self.engine.score(pairs)
-        return [
-            LoglikelihoodResult(logprob=logprob, is_greedy=greedy, num_tokens=len(pair[1]))
-            for (logprob, greedy), pair in zip(scored, pairs, strict=True)
-        ]
+        return score_loglikelihood(self.encoder, requests, self.engine.score)
 
     def loglikelihood_rolling(
         self, requests: Sequence[RollingRequest], batch_size: int = 16
     ) -> list[RollingResult]:
         """HFLM.loglikelihood_rolling with windows of n_ctx tokens."""
-        owners: list[int] = []
-        pairs = []
-        counts = []
-        for index, request in enumerate(requests):
-            tokens = self.encoder.encode(request.text)
-            counts.append(len(tokens))
-            for context, continuation in rolling_windows(
-                tokens, self.encoder.prefix_token_id, self.max_length
-            ):
-                owners.append(index)
-                pairs.append((tuple(context), tuple(continuation)))
-        totals = [0.0] * len(requests)
-        for owner, (logprob, _) in zip(owners, self.engine.score(pairs), strict=True):
-            totals[owner] += logprob
-        return [RollingResult(logprob=total, num_tokens=n) for total, n in zip(totals, counts, strict=True)]
+        return score_rolling(self.encoder, requests, self.max_length, self.engine.score)
 
     def generate(self, requests: Sequence[GenerateRequest], batch_size: int = 16) -> list[GenerateResult]:
         """Greedy decoding; the text is cut at the first stop string, end-of-generation tokens dropped."""
