@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from evalkit.cli.main import main
 from evalkit.errors import DataError, SpecError
 from evalkit.gate import (
     Check,
@@ -35,6 +34,7 @@ from evalkit.gate import (
     render_markdown,
 )
 from evalkit.results import ResultsStore, RunRecord, SampleLog
+from tests.fabricate_results import run_main
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -144,17 +144,7 @@ def golden_scenario(folder: Path) -> None:
 
 def run_gate(args: Sequence[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """`evalkit gate ARGS` through the real entry point (EvalkitError → `error: ...`, exit 2)."""
-    old_argv = sys.argv
-    sys.argv = ["evalkit", "gate", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    finally:
-        sys.argv = old_argv
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(["gate", *args], capsys)
 
 
 @pytest.fixture

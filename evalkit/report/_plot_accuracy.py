@@ -6,7 +6,15 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evalkit.report._plot_data import display_names, interval, latest_ok, primary
-from evalkit.report._plot_style import base_layout, cap_note, legend_for, new_figure, note_figure, plot_text
+from evalkit.report._plot_style import (
+    base_layout,
+    cap_note,
+    horizontal_line,
+    legend_for,
+    new_figure,
+    note_figure,
+    plot_text,
+)
 from evalkit.results.schema import MetricValue, RunRecord
 
 if TYPE_CHECKING:
@@ -194,15 +202,7 @@ def _chance_points(chosen: list[RunRecord], tasks: list[str]) -> list[tuple[str,
 
 
 def _chance_line(y: float) -> dict[str, Any]:
-    return {
-        "type": "line",
-        "xref": "paper",
-        "x0": 0,
-        "x1": 1,
-        "y0": y,
-        "y1": y,
-        "line": {"dash": "dash", "color": "#333333", "width": 1},
-    }
+    return horizontal_line(y, "#333333")
 
 
 def _chance_label(y: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from evalkit.report._plot_data import display_names, latest_ok
 from evalkit.report._plot_style import (
     base_layout,
     cap_note,
+    horizontal_line,
     length_ticks,
     new_figure,
     note_figure,
@@ -169,15 +170,7 @@ def _mean_over_depths(matrix: LongContextMatrix, column: int) -> float | None:
 
 
 def _threshold_line(value: float) -> dict[str, Any]:
-    return {
-        "type": "line",
-        "xref": "paper",
-        "x0": 0,
-        "x1": 1,
-        "y0": value,
-        "y1": value,
-        "line": {"dash": "dash", "color": "#c44e52", "width": 1},
-    }
+    return horizontal_line(value, "#c44e52")
 
 
 def _threshold_label(value: float) -> dict[str, Any]:

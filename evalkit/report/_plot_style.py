@@ -129,3 +129,16 @@ def mebibytes(value: float) -> float:
 def short_length(tokens: int) -> str:
     """4096 -> '4k', 131072 -> '128k', 1000 -> '1000': axis labels that fit."""
     return f"{tokens // 1024}k" if tokens >= 1024 and tokens % 1024 == 0 else str(tokens)
+
+
+def horizontal_line(y: float, color: str) -> dict[str, Any]:
+    """A dashed line across the whole plot at height y (chance levels, thresholds)."""
+    return {
+        "type": "line",
+        "xref": "paper",
+        "x0": 0,
+        "x1": 1,
+        "y0": y,
+        "y1": y,
+        "line": {"dash": "dash", "color": color, "width": 1},
+    }
