@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fabricate_results import run_main
 
 from evalkit.errors import DataError, SpecError
 from evalkit.gate import (
@@ -34,7 +35,6 @@ from evalkit.gate import (
     render_markdown,
 )
 from evalkit.results import ResultsStore, RunRecord, SampleLog
-from tests.fabricate_results import run_main
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
