@@ -51,13 +51,21 @@ def build_tokenizer(add_bos: bool = True) -> Any:
 
 
 def build_model(kind: str, vocab_size: int) -> Any:
-    """A 2-3 layer, hidden-64 model of the given architecture with a deterministic random init."""
+    """A 2-4 layer, hidden-64 model of the given architecture with a deterministic random init.
+
+    Kinds: llama, gemma3 (transformers); mamba, mamba2, falcon_mamba (ssm); jamba, zamba (hybrid:
+    both attention and mamba layers).
+    """
     import torch
     from transformers import (
         AutoModelForCausalLM,
+        FalconMambaConfig,
         Gemma3TextConfig,
+        JambaConfig,
         LlamaConfig,
+        Mamba2Config,
         MambaConfig,
+        ZambaConfig,
     )
 
     torch.manual_seed(0)
@@ -96,6 +104,62 @@ def build_model(kind: str, vocab_size: int) -> Any:
             state_size=8,
             num_hidden_layers=2,
             initializer_range=0.2,
+        )
+    elif kind == "mamba2":
+        config = Mamba2Config(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            num_heads=8,
+            head_dim=16,  # num_heads * head_dim = expand * hidden_size
+            n_groups=1,
+            state_size=8,
+            num_hidden_layers=2,
+            chunk_size=16,
+            initializer_range=0.2,
+        )
+    elif kind == "falcon_mamba":
+        config = FalconMambaConfig(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            state_size=8,
+            num_hidden_layers=2,
+            initializer_range=0.2,
+        )
+    elif kind == "jamba":
+        # Layers: mamba, mamba, attention, mamba (attention at offset 2 of period 4); one MoE layer.
+        config = JambaConfig(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            attn_layer_period=4,
+            attn_layer_offset=2,
+            expert_layer_period=4,
+            expert_layer_offset=3,
+            num_experts=2,
+            num_experts_per_tok=1,
+            mamba_d_state=8,
+            max_position_embeddings=1024,
+            initializer_range=0.1,  # 0.2 amplifies float32 rounding to ~1e-4 in the logits
+        )
+    elif kind == "zamba":
+        # Layers: mamba, hybrid, mamba, hybrid (a hybrid layer runs the shared attention block, then
+        # a mamba mixer; transformers ties the shared block across hybrid layers, so two are needed).
+        config = ZambaConfig(
+            vocab_size=vocab_size,
+            hidden_size=64,
+            attention_hidden_size=128,
+            intermediate_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            n_mamba_heads=2,
+            layers_block_type=["linear_attention", "hybrid", "linear_attention", "hybrid"],
+            mamba_d_state=8,
+            max_position_embeddings=1024,
+            initializer_range=0.1,
         )
     else:
         raise ValueError(kind)

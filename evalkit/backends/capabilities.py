@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from evalkit.requests import GenerateRequest, GenerateResult, LoglikelihoodRequest, LoglikelihoodResult
+
 
 @runtime_checkable
 class TimingProbe(Protocol):
@@ -35,3 +37,33 @@ class TimingProbe(Protocol):
     def flops_per_token(self, context_length: int) -> float:
         """Approximate forward FLOPs for one token at this context length (2·params + attention)."""
         ...
+
+
+@runtime_checkable
+class PromptTokens(Protocol):
+    """Exact prompt token counts, for tasks whose lengths must be what they say (long context)."""
+
+    def prompt_token_ids(self, context: str) -> list[int]:
+        """The ids the model is fed for a generate request with this context: special tokens (BOS)
+        included, exactly as `generate` would encode it, before any truncation."""
+        ...
+
+    def tokenizer_identity(self) -> str:
+        """A short stable name of the tokenizer, e.g. 'GPT2TokenizerFast:3f9a…' (class + vocabulary hash)."""
+        ...
+
+
+@runtime_checkable
+class PrefixReuse(Protocol):
+    """Serve requests whose contexts share long prefixes by computing each shared prefix once.
+
+    Contexts are never truncated: a prompt longer than the model's window runs as it is (the
+    long-context task decides beforehand which cells may exceed the window, and records it).
+    Results must equal those of `generate` / `loglikelihood` on prompts within the window
+    (greedy outputs identical; log-probabilities within 1e-4 in float32). Long prefills run in
+    chunks so memory stays bounded; `stats` counts the work done, for benchmarks.
+    """
+
+    def generate_shared(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]: ...
+
+    def loglikelihood_shared(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]: ...

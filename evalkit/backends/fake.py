@@ -128,6 +128,14 @@ class FakeBackend:
     def apply_chat_template(self, user_message: str) -> str:
         return f"<|user|>\n{user_message}\n<|assistant|>\n"
 
+    # --- PromptTokens: the fake reads the context's bytes as they are (no special tokens) ---------
+
+    def prompt_token_ids(self, context: str) -> list[int]:
+        return self._tokenizer.encode(context)
+
+    def tokenizer_identity(self) -> str:
+        return "ByteTokenizer:utf-8"
+
     # --- TimingProbe: real (tiny) work, timed with the wall clock --------------------------------
     # Prefill reads one table row per token; each decode step also reads one value per context
     # token, like attention over a KV cache, so the fake's cost grows with context as a

@@ -40,12 +40,14 @@ from evalkit.requests import (
     GenerateResult,
     LoglikelihoodRequest,
     LoglikelihoodResult,
+    RequestBatchStats,
     RollingRequest,
     RollingResult,
 )
 
 if TYPE_CHECKING:
     from evalkit.backends._hf_load import LoadedModel
+    from evalkit.backends._hf_prefix import PrefixEngine
     from evalkit.backends._hf_score import PairScorer
     from evalkit.backends.spec import ModelSpec
 
@@ -145,6 +147,7 @@ class TransformersBackend:
         import torch
 
         from evalkit.backends._hf_score import PairScorer, probe_tokens
+        from evalkit.backends._hf_ssm import install_scan_patch, needs_scan_patch
 
         torch.set_num_threads(_usable_cpus())
         self.name = name
@@ -160,6 +163,9 @@ class TransformersBackend:
         self.max_length = scoring_window(config, self._hf_tokenizer, self.options.max_length, self.family)
         self.encoder = HFLMEncoder(self._hf_tokenizer)
         self._tokenizer = HFTokenizer(self._hf_tokenizer)
+        # Mamba-1 style scans must continue from a cached state (chunked prefill, shared prefixes).
+        self.scan_patch = install_scan_patch(self.model) if needs_scan_patch(config) else []
+        self._prefix: PrefixEngine | None = None
         self.scorer: PairScorer = PairScorer(self.model, self.max_length, self.family)
         self.scorer.calibrate(probe_tokens(self._hf_tokenizer), _PROBE_TOLERANCE)
         # int8-dynamic scales activations per forward, so rows sharing a forward change each
@@ -232,6 +238,47 @@ class TransformersBackend:
             self.max_length,
             pad_free=self.family in ("ssm", "hybrid"),
         )
+
+    # --- PromptTokens and PrefixReuse (evalkit.backends.capabilities), in _hf_prefix -------------
+
+    def prompt_token_ids(self, context: str) -> list[int]:
+        """The ids `generate` feeds for this context (BOS included), before any truncation."""
+        return self.encoder.encode_for_generation(context)
+
+    def tokenizer_identity(self) -> str:
+        """'<tokenizer class>:<sha256[:16] of the serialized tokenizer, or of the sorted vocabulary>'."""
+        import hashlib
+        import json
+
+        backend = getattr(self._hf_tokenizer, "backend_tokenizer", None)
+        if backend is not None:
+            payload = str(backend.to_str())
+        else:
+            payload = json.dumps(sorted(self._hf_tokenizer.get_vocab().items()), ensure_ascii=False)
+        digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+        return f"{type(self._hf_tokenizer).__name__}:{digest}"
+
+    @property
+    def prefix_engine(self) -> PrefixEngine:
+        """The shared-prefix engine (created on first use); set `prefill_chunk` on it to tune."""
+        if self._prefix is None:
+            from evalkit.backends._hf_prefix import PrefixEngine
+
+            self._prefix = PrefixEngine(self.model, self.encoder, self.family)
+        return self._prefix
+
+    @property
+    def prefix_stats(self) -> RequestBatchStats:
+        """Work done by the last `generate_shared` / `loglikelihood_shared` call (see `_hf_prefix`)."""
+        return self.prefix_engine.stats
+
+    def generate_shared(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        """`generate` with each shared prompt prefix computed once; prompts are not truncated."""
+        return self.prefix_engine.generate(requests)
+
+    def loglikelihood_shared(self, requests: Sequence[LoglikelihoodRequest]) -> list[LoglikelihoodResult]:
+        """`loglikelihood` with each shared prefix computed once; contexts are not truncated."""
+        return self.prefix_engine.loglikelihood(requests)
 
     # --- TimingProbe (evalkit.backends.capabilities), implemented in _hf_timing --------------------
 

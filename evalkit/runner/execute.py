@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from evalkit.backends.base import Backend
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, Request, Result, RollingRequest
@@ -30,9 +30,18 @@ def execute(
     batch_size: int,
     description: str = "",
     show_progress: bool = True,
+    prefix_reuse: bool = False,
 ) -> list[Result]:
-    """Answer every request (in order), computing each distinct request at most once."""
-    fingerprint = backend.describe().fingerprint
+    """Answer every request (in order), computing each distinct request at most once.
+
+    `prefix_reuse` (long-context tasks) sends generate and loglikelihood requests to a backend's
+    `PrefixReuse` methods when it has them: shared prefixes are computed once and contexts are never
+    truncated. Those results are cached apart from the plain path's (which truncates like lm-eval).
+    """
+    from evalkit.backends.capabilities import PrefixReuse
+
+    reuse = prefix_reuse and isinstance(backend, PrefixReuse)
+    fingerprint = backend.describe().fingerprint + ("|untruncated" if reuse else "")
     known = cache.get_many(fingerprint, requests)
     pending: dict[str, Request] = {}
     for request in requests:
@@ -43,7 +52,7 @@ def execute(
     progress = _progress(len(todo), description, show_progress)
     try:
         for kind, chunk in _chunks(todo):
-            results = _dispatch(backend, kind, chunk, batch_size)
+            results = _dispatch(backend, kind, chunk, batch_size, reuse)
             cache.put_many(fingerprint, list(zip(chunk, results, strict=True)))
             for request, result in zip(chunk, results, strict=True):
                 known[request.cache_key()] = result
@@ -85,12 +94,18 @@ def _context(request: Request) -> str:
     return request.context if isinstance(request, LoglikelihoodRequest | GenerateRequest) else request.text
 
 
-def _dispatch(backend: Backend, kind: type, chunk: list[Request], batch_size: int) -> list[Result]:
+def _dispatch(
+    backend: Backend, kind: type, chunk: list[Request], batch_size: int, reuse: bool
+) -> list[Result]:
     calls: dict[type, Callable[[list[Request], int], Sequence[Result]]] = {
         LoglikelihoodRequest: backend.loglikelihood,  # type: ignore[dict-item]
         GenerateRequest: backend.generate,  # type: ignore[dict-item]
         RollingRequest: backend.loglikelihood_rolling,  # type: ignore[dict-item]
     }
+    if reuse:
+        shared: Any = backend  # a PrefixReuse (checked by the caller)
+        calls[LoglikelihoodRequest] = lambda requests, _: shared.loglikelihood_shared(requests)
+        calls[GenerateRequest] = lambda requests, _: shared.generate_shared(requests)
     results = list(calls[kind](chunk, batch_size))
     if len(results) != len(chunk):
         raise RuntimeError(f"backend returned {len(results)} results for {len(chunk)} requests")
