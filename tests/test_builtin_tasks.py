@@ -35,7 +35,19 @@ EXPECTED = {
     "mmlu": (14042, "test"),
 }
 DEMOS = {"demo_qa": 20, "demo_prose": 6}
-MEASUREMENTS = {"efficiency_quick"}  # kind efficiency: no documents
+LONG_CONTEXT = {
+    "passkey",
+    "passkey_ll",
+    "niah_single",
+    "niah_multikey",
+    "niah_multivalue",
+    "niah_multiquery",
+    "variable_tracking",
+    "common_words",
+    "frequent_words",
+    "assoc_recall",
+}  # kind long_context: samples are generated per model
+MEASUREMENTS = {"efficiency_quick"} | LONG_CONTEXT  # no documents
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +74,7 @@ def loaded(catalogue: Catalogue) -> Loaded:
 
 def test_catalogue_holds_every_builtin_task(catalogue: Catalogue) -> None:
     assert set(catalogue.task_names) == set(EXPECTED) | set(DEMOS) | MEASUREMENTS
-    assert {"quick", "core"} <= set(catalogue.suite_names)
+    assert {"quick", "core", "long-context", "long-context-quick"} <= set(catalogue.suite_names)
     for name in catalogue.task_names:
         assert catalogue.task(name).summary, f"{name} needs a one-line summary for the catalogue"
 

@@ -67,6 +67,9 @@ def run(
             shown = f"{record.task.primary_metric}={primary.value:.4f}" if primary else ""
             if primary is not None and primary.stderr is not None:
                 shown += f" ±{primary.stderr:.4f}"
+            if record.long_context is not None:
+                effective = record.long_context.effective_context_length
+                shown += f"  effective context {effective if effective is not None else '< shortest'}"
             click.echo(
                 f"{record.model.name:<24} {record.task.name:<18} n={record.task.num_samples:<5} "
                 f"{shown}  ({record.duration_s:.1f}s)"

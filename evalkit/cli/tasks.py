@@ -58,6 +58,10 @@ def show_task(name: str) -> None:
     if spec.kind == "efficiency":
         click.echo("\nsource: none (random-token prompts of exact lengths, drawn from the task's seed)")
         return
+    if spec.long_context is not None:
+        click.echo(f"\nsource: {_long_context_source(spec)}")
+        click.echo("lengths are fitted per model in its own tokenizer: samples exist only for a model")
+        return
     loaded = load_documents(spec, "eval")
     source = loaded.source
     click.echo(f"\nsource: {source.origin} {source.format} {source.location} (split {source.split})")
@@ -86,6 +90,10 @@ def _count(spec: object) -> tuple[str, str]:
     assert isinstance(spec, TaskSpec)
     if spec.kind == "efficiency":
         return "-", "generated: random-token prompts (no dataset)"
+    if spec.long_context is not None:
+        grid = spec.long_context
+        rows = len(grid.sweep.values) if grid.sweep else len(grid.depths)
+        return str(rows * len(grid.lengths) * grid.samples), _long_context_source(spec)
     try:
         loaded = load_documents(spec, "eval")
     except EvalkitError as exc:
@@ -93,3 +101,19 @@ def _count(spec: object) -> tuple[str, str]:
     s = loaded.source
     hub = f" (= {s.hub_id})" if s.hub_id else ""
     return str(s.num_documents), f"{s.origin}: {s.location} [{s.split}]{hub}"
+
+
+def _long_context_source(spec: object) -> str:
+    from evalkit.longcontext.generators import get_generator
+    from evalkit.specs.task import TaskSpec
+
+    assert isinstance(spec, TaskSpec) and spec.long_context is not None
+    grid = spec.long_context
+    generator = get_generator(grid.generator)
+    where = f" in haystack {grid.haystack!r}" if generator.info.uses_haystack else ""
+    rows = (
+        f"{grid.sweep.param} {grid.sweep.values}"
+        if grid.sweep
+        else (f"depths {grid.depths}" if generator.info.uses_depth else "one row")
+    )
+    return f"generated: {grid.generator}{where}, seed {grid.seed}; {rows} x lengths {grid.lengths}"

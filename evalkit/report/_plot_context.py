@@ -69,15 +69,16 @@ def needle_heatmap(
 def heatmap_of(record: RunRecord, model_name: str) -> go.Figure:
     """The heatmap of one record's matrix (the site calls this once per record)."""
     matrix = record.long_context
-    title = f"{model_name} · {record.task.name}: needle retrieval"
+    title = f"{model_name} · {record.task.name}"
     if matrix is None or not _well_formed(matrix):
         return note_figure(title, "the record's long-context matrix is missing or malformed")
     if matrix.effective_context_length is not None:
         title += f" (effective context {short_length(matrix.effective_context_length)} tokens)"
+    axis = "needle depth" if matrix.row_axis == "depth" else matrix.row_axis
     trace = {
         "type": "heatmap",
         "x": [short_length(length) for length in matrix.lengths],
-        "y": [f"{depth * 100:.0f}%" for depth in matrix.depths],
+        "y": row_labels(matrix),
         "z": [list(row) for row in matrix.scores],
         "zmin": 0,
         "zmax": 100,
@@ -87,16 +88,25 @@ def heatmap_of(record: RunRecord, model_name: str) -> go.Figure:
         "hoverongaps": False,
         "xgap": 1,
         "ygap": 1,
-        "hovertemplate": "length %{x}, depth %{y}: %{z:.1f}<extra></extra>",
+        "hovertemplate": f"length %{{x}}, {axis} %{{y}}: %{{z:.1f}}<extra></extra>",
     }
     layout = base_layout(
         plot_text(title),
         xaxis={"title": {"text": "prompt length (tokens)"}, "type": "category"},
-        yaxis={"title": {"text": "needle depth"}, "type": "category", "autorange": "reversed"},
+        yaxis={"title": {"text": axis}, "type": "category", "autorange": "reversed"},
         plot_bgcolor="#d9d9d9",  # skipped cells show as grey
         height=min(180 + 28 * len(matrix.depths), 560),
     )
     return new_figure([trace], layout)
+
+
+def row_labels(matrix: LongContextMatrix) -> list[str]:
+    """Depth rows as percentages; rows of a swept parameter as its values; one row as 'all'."""
+    if matrix.row_axis == "depth":
+        return [f"{depth * 100:.0f}%" for depth in matrix.depths]
+    if matrix.row_axis == "all":
+        return ["all"] * len(matrix.depths)
+    return [f"{value:g}" for value in matrix.depths]
 
 
 def _well_formed(matrix: LongContextMatrix) -> bool:
@@ -148,7 +158,7 @@ def context_scores(
             "gridcolor": "#e5e5e5",
         },
         yaxis={
-            "title": {"text": "mean score over depths (0-100)"},
+            "title": {"text": "mean score over rows (0-100)"},
             "range": [0, 102],
             "gridcolor": "#e5e5e5",
         },

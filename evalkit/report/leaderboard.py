@@ -284,11 +284,16 @@ def _metric_cells(label: str, value: MetricValue, normalized: bool) -> dict[str,
     return cells
 
 
+# Kinds whose scores are shown in their own columns but kept out of the accuracy mean: a long-context
+# score says how far a model reads, not how much it knows, and averaging the two hides both.
+SEPARATE_KINDS = frozenset({"long_context"})
+
+
 def _summarize(row: _Row, normalized: bool) -> None:
     raw = [
         record.metrics[record.task.primary_metric].value
         for record in row.shown.values()
-        if record.metrics[record.task.primary_metric].bounded
+        if record.metrics[record.task.primary_metric].bounded and record.task.kind not in SEPARATE_KINDS
     ]
     raw = [value for value in raw if not math.isnan(value)]
     row.values["mean"] = sum(raw) / len(raw) if raw else math.nan

@@ -85,10 +85,18 @@ class LongContextMatrix(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lengths: list[int]  # nominal prompt lengths in tokens, ascending
-    depths: list[float]  # where the needle sits, 0 (start) … 1 (end)
-    scores: list[list[float | None]]  # [depth][length] on a 0–100 scale; None = skipped (beyond window)
+    depths: list[float]  # the rows: where the needle sits, 0 (start) … 1 (end); see row_axis
+    scores: list[list[float | None]]  # [row][length] on a 0–100 scale; None = skipped (beyond window)
     threshold: float | None = None  # the score that counts as "works" (RULER: 85.6)
-    effective_context_length: int | None = None
+    effective_context_length: int | None = None  # largest length whose row average is above threshold
+    row_axis: str = "depth"  # "depth", a swept generator parameter (rows hold its values), or "all"
+    relative_fraction: float | None = None
+    # largest length whose row average is at least relative_fraction × the shortest length's average
+    relative_effective_context_length: int | None = None
+    length_scores: list[float | None] | None = None  # the row average per length (what both ECLs read)
+    skipped: dict[str, str] = Field(default_factory=dict)  # nominal length -> why its cells did not run
+    beyond_window: list[int] = Field(default_factory=list)  # lengths run beyond the window (forced)
+    tokenizer: str | None = None  # the tokenizer the lengths were fitted in
 
 
 class RunRecord(BaseModel):

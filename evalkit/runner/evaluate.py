@@ -26,6 +26,7 @@ from evalkit.runner.cache import NullCache, ResponseCache
 from evalkit.runner.plan import LMEVAL_PREFIX, TaskSelection, plan_tasks
 from evalkit.runner.task_run import TaskOutcome, fingerprint_json, run_task
 from evalkit.specs.catalogue import Catalogue, default_catalogue
+from evalkit.specs.task import with_grid
 
 log = logging.getLogger("evalkit")
 
@@ -127,7 +128,9 @@ def _run_one(
         else:
             outcome = run_task(
                 backend,
-                catalogue.task(selection.name),
+                with_grid(
+                    catalogue.task(selection.name), selection.lengths, selection.depths, selection.params
+                ),
                 limit=limit,
                 num_fewshot=num_fewshot,
                 seed=config.seed,
@@ -161,6 +164,7 @@ def _run_one(
         ),
         metrics=outcome.metrics if outcome is not None else {},
         efficiency=outcome.efficiency if outcome is not None else None,
+        long_context=outcome.long_context if outcome is not None else None,
         host=host_facts(),
         libraries=library_versions(),
         status="ok" if error is None else "error",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from evalkit.errors import SpecError
 from evalkit.specs.catalogue import Catalogue
+from evalkit.specs.task import with_grid
 
 LMEVAL_PREFIX = "lmeval:"
 
@@ -15,6 +17,10 @@ class TaskSelection:
     name: str  # a catalogue task, or "lmeval:<lm-eval task name>"
     limit: int | None = None  # from a suite entry; --limit overrides it
     num_fewshot: int | None = None
+    lengths: list[int] | None = None  # long_context grid overrides from a suite entry
+    depths: list[float] | None = None
+    params: dict[str, Any] | None = None
+    sweep: list[int] | None = None
 
     @property
     def is_lmeval(self) -> bool:
@@ -28,7 +34,10 @@ def plan_tasks(catalogue: Catalogue, tasks: list[str] | None, suite: str | None)
     selections: list[TaskSelection]
     if suite:
         spec = catalogue.suite(suite)
-        selections = [TaskSelection(e.task, e.limit, e.num_fewshot) for e in spec.tasks]
+        selections = [
+            TaskSelection(e.task, e.limit, e.num_fewshot, e.lengths, e.depths, e.params, e.sweep)
+            for e in spec.tasks
+        ]
     else:
         selections = [TaskSelection(name.strip()) for name in tasks or [] if name.strip()]
         if not selections:
@@ -42,5 +51,6 @@ def plan_tasks(catalogue: Catalogue, tasks: list[str] | None, suite: str | None)
             if not selection.name[len(LMEVAL_PREFIX) :]:
                 raise SpecError("--tasks: 'lmeval:' needs an lm-eval task name, e.g. lmeval:arc_easy")
             continue
-        catalogue.task(selection.name)  # raises UnknownNameError / SpecError with file:line
+        task = catalogue.task(selection.name)  # raises UnknownNameError / SpecError with file:line
+        with_grid(task, selection.lengths, selection.depths, selection.params, selection.sweep)
     return selections

@@ -14,7 +14,7 @@ from evalkit.kinds import get_kind, metrics_for
 from evalkit.kinds.base import PreparedSample
 from evalkit.kinds.prompt import build_context, choose_fewshot, template_fields
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, Request
-from evalkit.results.schema import DataSourceFacts, MetricValue, SampleLog, TaskFacts
+from evalkit.results.schema import DataSourceFacts, LongContextMatrix, MetricValue, SampleLog, TaskFacts
 from evalkit.runner.execute import Cache, execute
 from evalkit.specs.task import TaskSpec
 
@@ -27,6 +27,7 @@ class TaskOutcome:
     num_fewshot: int
     seed: int
     efficiency: dict[str, Any] | None = None  # kind `efficiency` only: the record's figures
+    long_context: LongContextMatrix | None = None  # kind `long_context` only: the depth × length grid
 
 
 def run_task(
@@ -47,6 +48,13 @@ def run_task(
 
         measured = run_efficiency_task(backend, spec, seed=seed)
         return TaskOutcome(measured.task, measured.metrics, [], 0, measured.seed, measured.figures)
+    if spec.kind == "long_context":  # seeded generators, lengths fitted in this model's tokenizer
+        from evalkit.longcontext.runner import run_long_context_task
+
+        grid = run_long_context_task(
+            backend, spec, seed=seed, limit=limit, cache=cache, show_progress=show_progress
+        )
+        return TaskOutcome(grid.task, grid.metrics, grid.samples, 0, grid.seed, long_context=grid.matrix)
     if seed is not None:
         spec = spec.model_copy(update={"fewshot_seed": seed})
     shots = spec.num_fewshot if num_fewshot is None else num_fewshot

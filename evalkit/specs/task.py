@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
@@ -11,7 +11,13 @@ from evalkit.specs._validate import validate_located
 from evalkit.specs._yaml import load_located_yaml
 from evalkit.specs.dataset import DatasetSpec
 
-KindName = Literal["multiple_choice", "loglikelihood", "generate", "perplexity", "efficiency"]
+KindName = Literal["multiple_choice", "loglikelihood", "generate", "perplexity", "efficiency", "long_context"]
+
+# RULER's threshold: Llama-2-7B's score at 4k tokens, the bar a length must clear to count as usable.
+RULER_THRESHOLD = 85.6
+DEFAULT_LENGTHS = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
+DEFAULT_DEPTHS = [round(i / 10, 1) for i in range(11)]
+Depth = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class GenerationSpec(BaseModel):
@@ -52,6 +58,62 @@ class EfficiencySpec(BaseModel):
     timeout_s: float = Field(default=1800.0, gt=0, description="the subprocess is killed after this long")
 
 
+class SweepSpec(BaseModel):
+    """Grid rows that vary a generator parameter instead of the depth (e.g. associative recall's pairs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    param: str
+    values: list[PositiveInt] = Field(min_length=1)
+
+
+class LongContextSpec(BaseModel):
+    """A seeded synthetic long-context task: a generator, its haystack, and the grid it is run on.
+
+    Each cell of the grid (row × length) gets `samples` samples; a row is a needle depth (0 = start
+    of the haystack, 1 = end) or, with `sweep`, a value of a generator parameter. Lengths count the
+    fully rendered prompt in the model's own tokenizer plus `max_new_tokens`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    generator: str
+    params: dict[str, Any] = Field(default_factory=dict, description="the generator's parameters")
+    haystack: str = Field(
+        default="noise", description="noise | prose | a text file (relative to the task file)"
+    )
+    lengths: list[PositiveInt] = Field(default_factory=lambda: list(DEFAULT_LENGTHS), min_length=1)
+    depths: list[Depth] = Field(default_factory=lambda: list(DEFAULT_DEPTHS), min_length=1)
+    sweep: SweepSpec | None = None
+    samples: PositiveInt = Field(default=1, description="samples per cell; --limit caps it")
+    seed: int = 42
+    max_new_tokens: PositiveInt = 32
+    stop: list[str] = Field(default_factory=lambda: ["\n"])
+    mode: Literal["generate", "loglikelihood"] = "generate"
+    distractors: PositiveInt = Field(
+        default=4, description="loglikelihood mode: wrong values ranked per answer"
+    )
+    template: str = Field(
+        default="{instruction}\n\n{context}\n\n{question}",
+        description="how instruction, context and question are joined (the answer prefix follows)",
+    )
+    beyond_window: Literal["skip", "run"] = Field(
+        default="skip", description="cells longer than the model's context window: skip (recorded) or run"
+    )
+    threshold: float = Field(default=RULER_THRESHOLD, ge=0, le=100)
+    relative_fraction: float = Field(default=0.8, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _grid_is_sane(self) -> LongContextSpec:
+        if sorted(set(self.lengths)) != list(self.lengths):
+            raise ValueError("lengths must be strictly increasing")
+        if len(set(self.depths)) != len(self.depths):
+            raise ValueError("depths must not repeat")
+        if self.sweep is not None and len(self.depths) != 1:
+            raise ValueError("with a sweep, give exactly one depth (where the swept block sits)")
+        return self
+
+
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,6 +133,7 @@ class TaskSpec(BaseModel):
     answer: AnswerSpec = Field(default_factory=AnswerSpec)
     tags: list[str] = Field(default_factory=list)
     efficiency: EfficiencySpec | None = None  # kind efficiency only (defaults when omitted)
+    long_context: LongContextSpec | None = None  # kind long_context only (required there)
     published: dict[str, float] = Field(
         default_factory=dict, description="reference scores, e.g. {'smollm2-135m/acc_norm': 0.5}"
     )
@@ -81,7 +144,9 @@ class TaskSpec(BaseModel):
     def _efficiency_block_fits_kind(self) -> TaskSpec:
         if self.efficiency is not None and self.kind != "efficiency":
             raise ValueError(f"an efficiency block needs kind: efficiency (this task is {self.kind})")
-        if self.kind != "efficiency" and "dataset" not in self.model_fields_set:
+        if (self.long_context is None) != (self.kind != "long_context"):
+            raise ValueError("kind long_context and a long_context block go together")
+        if self.kind not in ("efficiency", "long_context") and "dataset" not in self.model_fields_set:
             raise ValueError(f"kind {self.kind} needs a dataset block")
         return self
 
@@ -92,6 +157,58 @@ class SuiteEntry(BaseModel):
     task: str
     limit: int | None = Field(default=None, ge=1)
     num_fewshot: int | None = Field(default=None, ge=0)
+    # long_context tasks only: run the task's generator on a smaller (or larger) grid
+    lengths: list[PositiveInt] | None = Field(default=None, min_length=1)
+    depths: list[Depth] | None = Field(default=None, min_length=1)
+    params: dict[str, Any] | None = Field(default=None, description="merged over the generator's params")
+    sweep: list[PositiveInt] | None = Field(default=None, min_length=1, description="the swept values")
+
+
+def with_grid(
+    spec: TaskSpec,
+    lengths: list[int] | None,
+    depths: list[float] | None,
+    params: dict[str, Any] | None = None,
+    sweep: list[int] | None = None,
+) -> TaskSpec:
+    """`spec` with a suite entry's grid overrides applied (checked as if written in the task file)."""
+    if lengths is None and depths is None and params is None and sweep is None:
+        return spec
+    where = spec.source_file or spec.name
+    if spec.long_context is None:
+        from evalkit.errors import SpecError
+
+        raise SpecError(f"{where}: lengths/depths/params/sweep overrides apply to long_context tasks only")
+    update: dict[str, object] = {}
+    if sweep is not None:
+        if spec.long_context.sweep is None:
+            from evalkit.errors import SpecError
+
+            raise SpecError(f"{where}: a suite gives sweep values, but the task sweeps nothing")
+        update["sweep"] = {"param": spec.long_context.sweep.param, "values": sweep}
+    if params is not None:
+        from evalkit.longcontext.generators import get_generator
+
+        merged = {**spec.long_context.params, **params}
+        from evalkit.longcontext.check import param_problem
+
+        problem = param_problem(get_generator(spec.long_context.generator).params_model, merged)
+        if problem is not None:
+            from evalkit.errors import SpecError
+
+            raise SpecError(f"{where}: a suite's params override: {problem[1]}")
+        update["params"] = merged
+    if lengths is not None:
+        update["lengths"] = lengths
+    if depths is not None:
+        update["depths"] = depths
+    try:
+        grid = LongContextSpec.model_validate({**spec.long_context.model_dump(), **update})
+    except ValueError as exc:
+        from evalkit.errors import SpecError
+
+        raise SpecError(f"{where}: suite override: {exc}") from None
+    return spec.model_copy(update={"long_context": grid})
 
 
 class SuiteSpec(BaseModel):
@@ -107,6 +224,10 @@ class SuiteSpec(BaseModel):
 def load_task_file(path: Path) -> TaskSpec:
     located = load_located_yaml(path)
     spec = validate_located(TaskSpec, located)
+    if spec.long_context is not None:
+        from evalkit.longcontext.check import check_long_context
+
+        check_long_context(spec.long_context, located)
     return spec.model_copy(update={"source_file": str(path)})
 
 

@@ -1,0 +1,82 @@
+"""Load-time checks of a `long_context` block that need the generator registry (file:line errors).
+
+Pydantic checks the block's own shape; this checks what depends on the chosen generator: its name,
+its parameters (an unknown one is named with a suggestion), the swept parameter, and the haystack
+file (it must exist and hold text). Everything fails before any model is loaded.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ValidationError
+
+from evalkit.errors import SpecError, UnknownNameError, did_you_mean
+from evalkit.specs._yaml import LocatedYaml
+from evalkit.specs.task import LongContextSpec
+
+
+def check_long_context(spec: LongContextSpec, located: LocatedYaml) -> None:
+    from evalkit.longcontext.generators import get_generator
+    from evalkit.longcontext.haystack import HaystackError, make_haystack
+
+    block = ("long_context",)
+    try:
+        generator = get_generator(spec.generator)
+    except UnknownNameError as exc:
+        raise SpecError(f"{located.where((*block, 'generator'))}: {exc}") from None
+    params = generator_params(generator.params_model, spec.params, located)
+    if spec.sweep is not None:
+        sweepable = list(generator.info.sweepable)
+        if spec.sweep.param not in sweepable:
+            hint = did_you_mean(spec.sweep.param, sweepable)
+            offered = (
+                f"; did you mean {hint}?"
+                if hint
+                else f"; {spec.generator} can sweep: {sweepable or 'nothing'}"
+            )
+            raise SpecError(
+                f"{located.where((*block, 'sweep', 'param'))}: cannot sweep {spec.sweep.param!r}{offered}"
+            )
+        for value in spec.sweep.values:  # every swept value must itself be a valid parameter set
+            _validate(generator.params_model, {**params, spec.sweep.param: value}, located, (*block, "sweep"))
+    if generator.info.uses_haystack:
+        try:
+            make_haystack(spec.haystack, located.path.parent)
+        except HaystackError as exc:
+            raise SpecError(f"{located.where((*block, 'haystack'))}: haystack: {exc}") from None
+    if not generator.info.uses_depth and "depths" in (located.data.get("long_context") or {}):
+        raise SpecError(
+            f"{located.where((*block, 'depths'))}: {spec.generator} has no needle depth; remove depths"
+        )
+
+
+def generator_params(
+    model: type[BaseModel], params: dict[str, object], located: LocatedYaml
+) -> dict[str, object]:
+    _validate(model, params, located, ("long_context", "params"))
+    return dict(params)
+
+
+def _validate(
+    model: type[BaseModel], params: dict[str, object], located: LocatedYaml, where: tuple[str, ...]
+) -> None:
+    problem = param_problem(model, params)
+    if problem is not None:
+        key, message = problem
+        place = located.where((*where, key)) if key else located.where(where)
+        raise SpecError(f"{place}: {message}")
+
+
+def param_problem(model: type[BaseModel], params: dict[str, object]) -> tuple[str, str] | None:
+    """(the offending key, a one-line message) when `params` do not fit the generator, else None."""
+    try:
+        model.model_validate(params)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else ""
+        if error["type"] == "extra_forbidden":
+            hint = did_you_mean(key, list(model.model_fields))
+            known = ", ".join(model.model_fields)
+            tail = f"; did you mean {hint}?" if hint else f"; known: {known}"
+            return key, f"unknown generator parameter {key!r}{tail}"
+        return key, f"generator parameter {key!r}: {error['msg']}" if key else str(error["msg"])
+    return None
