@@ -204,16 +204,16 @@ def test_aggregation_tasks_have_one_row(tmp_path: Path) -> None:
 
 def test_long_context_quick_suite_resolves_with_its_grid_overrides() -> None:
     from evalkit.runner.plan import plan_tasks
-    from evalkit.specs.task import with_grid
 
     catalogue = default_catalogue()
     selections = plan_tasks(catalogue, None, "long-context-quick")
     assert len(selections) >= 9
     for selection in selections:
-        spec = with_grid(
-            catalogue.task(selection.name), selection.lengths, selection.depths, selection.params
-        )
-        assert spec.long_context is not None and max(spec.long_context.lengths) <= 1024
+        spec = selection.resolve(catalogue)
+        assert spec.long_context is not None and max(spec.long_context.lengths) <= 2048  # CPU-sized
+    recall = next(s.resolve(catalogue) for s in selections if s.name == "assoc_recall")
+    assert recall.long_context is not None and recall.long_context.sweep is not None
+    assert recall.long_context.sweep.values == [4, 8, 32]  # the suite's values, not the task's
 
 
 @pytest.mark.parametrize(
@@ -297,3 +297,16 @@ def test_run_prints_the_effective_context_length(tmp_path: Path) -> None:
     assert "effective context" in result.stdout
     record = json.loads((next((tmp_path / "r").glob("*.jsonl"))).read_text().splitlines()[0])
     assert record["long_context"]["lengths"] == [512, 1024, 2048]
+
+
+def test_a_suite_sweep_value_the_generator_rejects_fails_before_loading(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks"
+    (tasks / "suites").mkdir(parents=True)
+    (tasks / "suites" / "bad.yaml").write_text(
+        "suite: bad\ntasks:\n  - {task: assoc_recall, sweep: [2]}\n", encoding="utf-8"
+    )
+    result = cli(
+        "run", "-m", "fake", "--suite", "bad", "--task-dir", str(tasks), "--results", str(tmp_path / "r")
+    )
+    assert result.returncode == 2
+    assert "assoc_recall.yaml" in result.stderr and "sweep value 2" in result.stderr, result.stderr

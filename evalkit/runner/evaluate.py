@@ -26,7 +26,6 @@ from evalkit.runner.cache import NullCache, ResponseCache
 from evalkit.runner.plan import LMEVAL_PREFIX, TaskSelection, plan_tasks
 from evalkit.runner.task_run import TaskOutcome, fingerprint_json, run_task
 from evalkit.specs.catalogue import Catalogue, default_catalogue
-from evalkit.specs.task import with_grid
 
 log = logging.getLogger("evalkit")
 
@@ -128,9 +127,7 @@ def _run_one(
         else:
             outcome = run_task(
                 backend,
-                with_grid(
-                    catalogue.task(selection.name), selection.lengths, selection.depths, selection.params
-                ),
+                selection.resolve(catalogue),
                 limit=limit,
                 num_fewshot=num_fewshot,
                 seed=config.seed,

@@ -7,7 +7,7 @@ from typing import Any
 
 from evalkit.errors import SpecError
 from evalkit.specs.catalogue import Catalogue
-from evalkit.specs.task import with_grid
+from evalkit.specs.task import TaskSpec, with_grid
 
 LMEVAL_PREFIX = "lmeval:"
 
@@ -21,6 +21,10 @@ class TaskSelection:
     depths: list[float] | None = None
     params: dict[str, Any] | None = None
     sweep: list[int] | None = None
+
+    def resolve(self, catalogue: Catalogue) -> TaskSpec:
+        """The catalogue task with this entry's grid overrides applied (long_context tasks)."""
+        return with_grid(catalogue.task(self.name), self.lengths, self.depths, self.params, self.sweep)
 
     @property
     def is_lmeval(self) -> bool:
@@ -51,6 +55,5 @@ def plan_tasks(catalogue: Catalogue, tasks: list[str] | None, suite: str | None)
             if not selection.name[len(LMEVAL_PREFIX) :]:
                 raise SpecError("--tasks: 'lmeval:' needs an lm-eval task name, e.g. lmeval:arc_easy")
             continue
-        task = catalogue.task(selection.name)  # raises UnknownNameError / SpecError with file:line
-        with_grid(task, selection.lengths, selection.depths, selection.params, selection.sweep)
+        selection.resolve(catalogue)  # raises UnknownNameError / SpecError with file:line
     return selections

@@ -186,6 +186,17 @@ def with_grid(
 
             raise SpecError(f"{where}: a suite gives sweep values, but the task sweeps nothing")
         update["sweep"] = {"param": spec.long_context.sweep.param, "values": sweep}
+        params = {**spec.long_context.params, **(params or {})}
+        from evalkit.longcontext.check import param_problem
+        from evalkit.longcontext.generators import get_generator
+
+        model = get_generator(spec.long_context.generator).params_model
+        for value in sweep:
+            problem = param_problem(model, {**params, spec.long_context.sweep.param: value})
+            if problem is not None:
+                from evalkit.errors import SpecError
+
+                raise SpecError(f"{where}: a suite's sweep value {value}: {problem[1]}")
     if params is not None:
         from evalkit.longcontext.generators import get_generator
 
