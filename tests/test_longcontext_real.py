@@ -86,3 +86,17 @@ def test_long_context_quick_suite_end_to_end_on_smollm2(tmp_path: Path) -> None:
     assert passkey.long_context is not None
     # SmolLM2-135M-Instruct finds a passkey in 256-1024 tokens of filler at every depth
     assert passkey.metrics["ruler_all"].value >= 0.5
+
+
+@pytest.mark.real
+def test_llamacpp_skips_lengths_beyond_its_n_ctx_instead_of_truncating(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp")
+    backend = load_model("llamacpp:smollm2-135m,n_ctx=512")
+    spec = with_grid(default_catalogue().task("passkey"), [256, 1024], [0.0, 1.0])
+    grid = build_grid(backend, spec)
+    assert "runs without truncating" in grid.skipped["1024"]
+    assert {cell.length for cell in grid.cells} == {256}
+    for cell in grid.cells:
+        assert cell.fitted is not None
+        assert 256 - 12 - tolerance_for(256) <= cell.fitted.prompt_tokens <= 256 - 12
+    assert grid.tokenizer.startswith("llama.cpp:")

@@ -310,3 +310,39 @@ def test_a_suite_sweep_value_the_generator_rejects_fails_before_loading(tmp_path
     )
     assert result.returncode == 2
     assert "assoc_recall.yaml" in result.stderr and "sweep value 2" in result.stderr, result.stderr
+
+
+def test_cells_a_backend_would_truncate_are_skipped_even_when_forced(tmp_path: Path) -> None:
+    class Truncating(FakeBackend):
+        def prompt_limit(self) -> int | None:
+            return 1500  # like llama.cpp's n_ctx: longer prompts would lose their start
+
+    tasks = tmp_path / "tasks"
+    write_task(tasks, PASSKEY + "  beyond_window: run\n")
+    config = EvalConfig(results_dir=None, use_cache=False, show_progress=False)
+    backend = Truncating("fake", FakeOptions(context_window=1000))
+    (record,) = evaluate(
+        [backend], ["tiny_passkey"], config=config, catalogue=default_catalogue([tasks])
+    ).records
+    matrix = record.long_context
+    assert matrix is not None and matrix.beyond_window == [1024]  # forced past the window, not truncated
+    assert "1500 tokens this backend runs without truncating" in matrix.skipped["2048"]
+
+
+def test_the_leaderboard_keeps_long_context_out_of_the_accuracy_mean(tmp_path: Path) -> None:
+    from evalkit.report.leaderboard import build_leaderboard
+    from tests.conftest import write_toy_tasks
+
+    tasks = write_toy_tasks(tmp_path / "tasks")
+    write_task(tasks, PASSKEY)
+    backend = FakeBackend("fake", FakeOptions())
+    config = EvalConfig(results_dir=None, use_cache=False, show_progress=False)
+    summary = evaluate(
+        [backend], ["toy_mc", "tiny_passkey"], config=config, catalogue=default_catalogue([tasks])
+    )
+    board = build_leaderboard(summary.records)
+    row = board.frame.iloc[0]
+    assert row["mean"] == pytest.approx(summary.records[0].metrics["acc"].value)
+    assert row["tasks_in_mean"] == 1
+    assert "tiny_passkey/ruler_all" in board.frame.columns
+    assert "tiny_passkey/effective_context_length" in board.long_context_columns

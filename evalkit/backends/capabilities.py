@@ -52,6 +52,11 @@ class PromptTokens(Protocol):
         """A short stable name of the tokenizer, e.g. 'GPT2TokenizerFast:3f9a…' (class + vocabulary hash)."""
         ...
 
+    def prompt_limit(self) -> int | None:
+        """The most tokens (prompt + generation) this backend runs without truncating the prompt,
+        or None when it never truncates (prompts beyond the trained window then run as they are)."""
+        ...
+
 
 @runtime_checkable
 class PrefixReuse(Protocol):

@@ -136,6 +136,9 @@ class FakeBackend:
     def tokenizer_identity(self) -> str:
         return "ByteTokenizer:utf-8"
 
+    def prompt_limit(self) -> int | None:
+        return None  # the fake reads any length
+
     # --- TimingProbe: real (tiny) work, timed with the wall clock --------------------------------
     # Prefill reads one table row per token; each decode step also reads one value per context
     # token, like attention over a KV cache, so the fake's cost grows with context as a

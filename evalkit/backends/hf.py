@@ -245,6 +245,10 @@ class TransformersBackend:
         """The ids `generate` feeds for this context (BOS included), before any truncation."""
         return self.encoder.encode_for_generation(context)
 
+    def prompt_limit(self) -> int | None:
+        """None: `generate_shared` / `loglikelihood_shared` never truncate."""
+        return None
+
     def tokenizer_identity(self) -> str:
         """'<tokenizer class>:<sha256[:16] of the serialized tokenizer, or of the sorted vocabulary>'."""
         import hashlib

@@ -222,6 +222,25 @@ class LlamaCppBackend:
             results.append(GenerateResult(text=text[:cut], num_tokens=len(produced)))
         return results
 
+    # --- PromptTokens (evalkit.backends.capabilities) ---------------------------------------------
+
+    def prompt_token_ids(self, context: str) -> list[int]:
+        """The ids `generate` feeds for this context (BOS included), before truncation to n_ctx."""
+        return self.encoder.encode_for_generation(context)
+
+    def tokenizer_identity(self) -> str:
+        """'llama.cpp:<sha256[:16] of the GGUF's token list>'."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for token in range(self.vocab_size):
+            digest.update(self.llama.detokenize([token], special=True) + b"\0")
+        return "llama.cpp:" + digest.hexdigest()[:16]
+
+    def prompt_limit(self) -> int | None:
+        """n_ctx: `generate` keeps the last n_ctx - max_tokens prompt tokens, like lm-eval's HFLM."""
+        return int(self.max_length)
+
     def _decode_text(self, ids: list[int]) -> str:
         return self._view.decode([t for t in ids if t not in self._end_ids], skip_special_tokens=True)
 

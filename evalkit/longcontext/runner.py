@@ -46,6 +46,8 @@ log = logging.getLogger("evalkit.longcontext")
 GENERATION_METRICS = ("ruler_all", "ruler_any", "strict")
 RANKING_METRICS = ("ll_rank",)
 TEMPLATE_FIELDS = frozenset({"instruction", "context", "question"})
+# Bump when a generator, haystack or the fitter changes the samples a spec and seed produce.
+GENERATOR_VERSION = 1
 # Prompts longer than this are stored with their middle elided: they regenerate byte-identically
 # from the seed, and a full 32k-token grid would otherwise write hundreds of megabytes of logs.
 _SHOWN_PROMPT_CHARS = 6000
@@ -123,7 +125,11 @@ def build_grid(
 
     cells: list[_Cell] = []
     skipped: dict[str, str] = {}
+    limit = _prompt_limit(backend, window)
     for column, length in enumerate(settings.lengths):
+        if limit is not None and length > limit:  # running it would truncate the prompt: never silently
+            skipped[str(length)] = f"longer than the {limit} tokens this backend runs without truncating"
+            continue
         beyond = window is not None and length > window
         if beyond and settings.beyond_window == "skip":
             skipped[str(length)] = f"longer than the model's context window ({window} tokens)"
@@ -200,7 +206,10 @@ def run_long_context_task(
     )
     from evalkit.runner.task_run import fingerprint_json, task_fingerprint
 
-    spec_json = fingerprint_json(spec) + f"|seed={task_seed}|samples={samples}"
+    # The fingerprint names the task version (spec, seed, samples), not one model's prompts: prompts
+    # are fitted per tokenizer by design, and models must still compare as scored on the same task.
+    # The prompts themselves are hashed into the data source's content_sha256.
+    spec_json = fingerprint_json(spec) + f"|seed={task_seed}|samples={samples}|generators={GENERATOR_VERSION}"
     content = hashlib.sha256()
     for cell in cells:
         for prompt in cell.prompts:
@@ -209,7 +218,7 @@ def run_long_context_task(
     task = TaskFacts(
         name=spec.name,
         kind=spec.kind,
-        fingerprint=task_fingerprint(spec_json, [r.cache_key() for r in flat]),
+        fingerprint=task_fingerprint(spec_json, []),
         spec_file=spec.source_file,
         primary_metric=metric_names[0],
         num_fewshot=0,
@@ -263,6 +272,13 @@ def _prompt_tokens(backend: Backend) -> Callable[[str], list[int]]:
     if isinstance(backend, PromptTokens):
         return backend.prompt_token_ids
     return backend.tokenizer.encode
+
+
+def _prompt_limit(backend: Backend, window: int | None) -> int | None:
+    """Tokens the backend runs untruncated; a backend that cannot say truncates at its window."""
+    from evalkit.backends.capabilities import PromptTokens
+
+    return backend.prompt_limit() if isinstance(backend, PromptTokens) else window
 
 
 def _tokenizer_identity(backend: Backend) -> str:

@@ -87,7 +87,8 @@ def cells(board: Leaderboard, show_ci: bool) -> tuple[list[str], list[list[str]]
 
 def legend(board: Leaderboard, show_ci: bool) -> list[tuple[str, str]]:
     """(column, explanation) pairs, in column order."""
-    bounded = [column for column in board.columns if column.bounded]
+    bounded = [column for column in board.columns if column.in_mean]
+    apart = any(column.bounded and not column.in_mean for column in board.columns)
     entries = []
     if board.ranked:
         entries.append(
@@ -101,7 +102,8 @@ def legend(board: Leaderboard, show_ci: bool) -> list[tuple[str, str]]:
     entries.append(
         (
             "mean",
-            f"mean of the model's bounded metrics, in % ({len(bounded)} of {len(board.columns)} columns)",
+            f"mean of the model's bounded metrics, in % ({len(bounded)} of {len(board.columns)} columns"
+            + ("; long-context scores are kept apart)" if apart else ")"),
         )
     )
     if board.normalized:

@@ -70,6 +70,11 @@ PARETO_MEMORY = _extras.PARETO_MEMORY
 PARETO_LATENCY = _extras.PARETO_LATENCY
 
 
+# Kinds whose scores are shown in their own columns but kept out of the accuracy mean: a long-context
+# score says how far a model reads, not how much it knows, and averaging the two hides both.
+SEPARATE_KINDS = frozenset({"long_context"})
+
+
 @dataclass(frozen=True)
 class MetricColumn:
     """What one metric column of the leaderboard holds, for legends and formatting."""
@@ -83,6 +88,7 @@ class MetricColumn:
     task_versions: int  # distinct task fingerprints over the rows (> 1: compare with care)
     normalized: bool = False  # a label + ":norm" column exists (some record stores a chance level)
     chance_levels: tuple[float, ...] = ()  # distinct chance levels over the rows, ascending
+    in_mean: bool = True  # bounded and of a kind that enters the accuracy mean (see SEPARATE_KINDS)
 
 
 @dataclass(frozen=True, eq=False)
@@ -284,11 +290,6 @@ def _metric_cells(label: str, value: MetricValue, normalized: bool) -> dict[str,
     return cells
 
 
-# Kinds whose scores are shown in their own columns but kept out of the accuracy mean: a long-context
-# score says how far a model reads, not how much it knows, and averaging the two hides both.
-SEPARATE_KINDS = frozenset({"long_context"})
-
-
 def _summarize(row: _Row, normalized: bool) -> None:
     raw = [
         record.metrics[record.task.primary_metric].value
@@ -371,6 +372,7 @@ def _describe_column(
         task_versions=len({record.task.fingerprint for _, record in cells}),
         normalized=normalized and bounded and bool(chances),
         chance_levels=tuple(chances),
+        in_mean=bounded and first_record.task.kind not in SEPARATE_KINDS,
     )
 
 
