@@ -1,6 +1,6 @@
 # The two commands a newcomer needs:
-#   make demo   set up, evaluate the bundled real small models (accuracy on the quick suite, then
-#               efficiency), print a leaderboard
+#   make demo   set up, evaluate the bundled real small models (accuracy on the quick suite,
+#               efficiency, long context on a CPU-sized grid), print a leaderboard
 #   make test   set up, then lint, type-check and run every test tier (what CI runs)
 # Both create .venv on first use. torch is installed first, pinned to the CPU build, so that
 # no dependency can pull a multi-GB CUDA build. Elsewhere, pass e.g.
@@ -42,6 +42,7 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/evalkit run $(DEMO_MODELS) --suite quick --results $(RESULTS)
 	$(BIN)/evalkit run $(DEMO_MODELS) --suite efficiency-quick --results $(RESULTS)
+	$(BIN)/evalkit run $(DEMO_MODELS) --suite long-context-quick --results $(RESULTS)
 	$(BIN)/evalkit leaderboard --results $(RESULTS)
 
 lint: setup

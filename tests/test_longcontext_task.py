@@ -346,3 +346,19 @@ def test_the_leaderboard_keeps_long_context_out_of_the_accuracy_mean(tmp_path: P
     assert row["tasks_in_mean"] == 1
     assert "tiny_passkey/ruler_all" in board.frame.columns
     assert "tiny_passkey/effective_context_length" in board.long_context_columns
+
+
+def test_the_cli_can_force_cells_beyond_the_window(tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks"
+    write_task(tasks, PASSKEY)
+    for flag, expected in (([], "skipped"), (["--beyond-window", "run"], "run")):
+        results = tmp_path / expected
+        args = ["run", "-m", "fake,context_window=1500", "-t", "tiny_passkey", "--task-dir", str(tasks)]
+        result = cli(*args, "--results", str(results), "--no-cache", *flag)
+        assert result.returncode == 0, result.stderr
+        (record,) = ResultsStore(results).read()[0]
+        assert record.long_context is not None
+        if expected == "run":
+            assert record.long_context.beyond_window == [2048] and not record.long_context.skipped
+        else:
+            assert record.long_context.beyond_window == [] and "2048" in record.long_context.skipped

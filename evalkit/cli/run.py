@@ -35,6 +35,13 @@ from evalkit.cli._options import results_option
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Extra folder of task YAML files (repeatable).",
 )
+@click.option(
+    "--beyond-window",
+    type=click.Choice(["skip", "run"]),
+    default=None,
+    help="Long-context cells longer than the model's window: skip them (recorded) or run them "
+    "(marked beyond-window) [default: each task's own, skip].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run(
     models: tuple[str, ...],
@@ -47,6 +54,7 @@ def run(
     results_dir: Path,
     no_cache: bool,
     task_dir: tuple[Path, ...],
+    beyond_window: str | None,
     quiet: bool,
 ) -> None:
     """Evaluate every MODEL on every task and store one record per pair.
@@ -85,6 +93,7 @@ def run(
         use_cache=not no_cache,
         show_progress=not quiet and sys.stderr.isatty(),
         results_dir=results_dir,
+        beyond_window=beyond_window,
     )
     task_names = tasks.split(",") if tasks else None
     summary = evaluate(

@@ -26,6 +26,7 @@ from evalkit.runner.cache import NullCache, ResponseCache
 from evalkit.runner.plan import LMEVAL_PREFIX, TaskSelection, plan_tasks
 from evalkit.runner.task_run import TaskOutcome, fingerprint_json, run_task
 from evalkit.specs.catalogue import Catalogue, default_catalogue
+from evalkit.specs.task import TaskSpec
 
 log = logging.getLogger("evalkit")
 
@@ -39,6 +40,7 @@ class EvalConfig:
     use_cache: bool = True
     show_progress: bool = True
     results_dir: Path | None = Path("results")  # None: do not store
+    beyond_window: str | None = None  # long_context: "skip" | "run" overrides the tasks' own setting
 
 
 @dataclass
@@ -127,7 +129,7 @@ def _run_one(
         else:
             outcome = run_task(
                 backend,
-                selection.resolve(catalogue),
+                _with_beyond_window(selection.resolve(catalogue), config.beyond_window),
                 limit=limit,
                 num_fewshot=num_fewshot,
                 seed=config.seed,
@@ -168,6 +170,13 @@ def _run_one(
         error=error,
     )
     return record, (outcome.samples if outcome is not None else None), input_error
+
+
+def _with_beyond_window(spec: TaskSpec, beyond_window: str | None) -> TaskSpec:
+    if beyond_window is None or spec.long_context is None:
+        return spec
+    grid = spec.long_context.model_copy(update={"beyond_window": beyond_window})
+    return spec.model_copy(update={"long_context": grid})
 
 
 def _failed_task_facts(selection: TaskSelection, catalogue: Catalogue) -> TaskFacts:
