@@ -362,3 +362,9 @@ def test_the_cli_can_force_cells_beyond_the_window(tmp_path: Path) -> None:
             assert record.long_context.beyond_window == [2048] and not record.long_context.skipped
         else:
             assert record.long_context.beyond_window == [] and "2048" in record.long_context.skipped
+
+
+def test_tasks_show_renders_a_sample_with_its_answers() -> None:
+    result = cli("tasks", "show", "passkey")
+    assert result.returncode == 0, result.stderr
+    assert "What is the pass key?" in result.stdout and "answers: ['" in result.stdout

@@ -60,7 +60,7 @@ def show_task(name: str) -> None:
         return
     if spec.long_context is not None:
         click.echo(f"\nsource: {_long_context_source(spec)}")
-        click.echo("lengths are fitted per model in its own tokenizer: samples exist only for a model")
+        _show_long_context_sample(spec)
         return
     loaded = load_documents(spec, "eval")
     source = loaded.source
@@ -117,3 +117,32 @@ def _long_context_source(spec: object) -> str:
         else (f"depths {grid.depths}" if generator.info.uses_depth else "one row")
     )
     return f"generated: {grid.generator}{where}, seed {grid.seed}; {rows} x lengths {grid.lengths}"
+
+
+def _show_long_context_sample(spec: object) -> None:
+    """One sample rendered for the fake model's byte tokenizer (a model's own tokenizer fits its own)."""
+    from evalkit.backends.fake import FakeBackend
+    from evalkit.errors import EvalkitError
+    from evalkit.longcontext.runner import build_grid
+    from evalkit.specs.task import TaskSpec, with_grid
+
+    assert isinstance(spec, TaskSpec) and spec.long_context is not None
+    grid = spec.long_context
+    middle = [grid.depths[len(grid.depths) // 2]]
+    try:
+        shown = build_grid(FakeBackend(), with_grid(spec, [2048], middle), limit=1)
+    except EvalkitError as exc:
+        click.echo(f"(no sample to show: {exc})")
+        return
+    if not shown.cells:
+        click.echo(f"(no sample to show at 2048 bytes: {shown.skipped})")
+        return
+    cell = shown.cells[0]
+    assert cell.fitted is not None
+    click.echo(
+        "\nfirst sample at 2048 tokens of the fake model's byte tokenizer (lengths are fitted per model, "
+        "in its own tokenizer):"
+    )
+    click.echo(cell.prompts[0])
+    for probe in cell.fitted.rendered.probes:
+        click.echo(f"answers: {list(probe.answers)}  distractors: {list(probe.distractors)}")
