@@ -125,10 +125,12 @@ def build_grid(
 
     cells: list[_Cell] = []
     skipped: dict[str, str] = {}
-    limit = _prompt_limit(backend, window)
+    untruncated = _prompt_limit(backend, window)
     for column, length in enumerate(settings.lengths):
-        if limit is not None and length > limit:  # running it would truncate the prompt: never silently
-            skipped[str(length)] = f"longer than the {limit} tokens this backend runs without truncating"
+        if untruncated is not None and length > untruncated:  # it would cut the prompt: never silently
+            skipped[str(length)] = (
+                f"longer than the {untruncated} tokens this backend runs without truncating"
+            )
             continue
         beyond = window is not None and length > window
         if beyond and settings.beyond_window == "skip":
@@ -168,13 +170,7 @@ def run_long_context_task(
 ) -> LongContextOutcome:
     grid = build_grid(backend, spec, seed=seed, limit=limit)
     settings, cells, haystack, identity = grid.settings, grid.cells, grid.haystack, grid.tokenizer
-    rows, row_axis, skipped, task_seed, samples = (
-        grid.rows,
-        grid.row_axis,
-        grid.skipped,
-        grid.seed,
-        grid.samples,
-    )
+    rows, row_axis, skipped = grid.rows, grid.row_axis, grid.skipped
     flat = [r for c in cells for r in c.requests]
     results = execute(
         backend,
@@ -209,7 +205,9 @@ def run_long_context_task(
     # The fingerprint names the task version (spec, seed, samples), not one model's prompts: prompts
     # are fitted per tokenizer by design, and models must still compare as scored on the same task.
     # The prompts themselves are hashed into the data source's content_sha256.
-    spec_json = fingerprint_json(spec) + f"|seed={task_seed}|samples={samples}|generators={GENERATOR_VERSION}"
+    spec_json = (
+        fingerprint_json(spec) + f"|seed={grid.seed}|samples={grid.samples}|generators={GENERATOR_VERSION}"
+    )
     content = hashlib.sha256()
     for cell in cells:
         for prompt in cell.prompts:
@@ -226,13 +224,13 @@ def run_long_context_task(
         source=DataSourceFacts(
             origin="synthetic",
             format=f"generator:{settings.generator}",
-            location=f"haystack={haystack_name}; seed={task_seed}; tokenizer={identity}",
+            location=f"haystack={haystack_name}; seed={grid.seed}; tokenizer={identity}",
             split="",
             num_documents=len(cells),
             content_sha256=content.hexdigest(),
         ),
     )
-    return LongContextOutcome(task, metrics, logs, matrix, task_seed)
+    return LongContextOutcome(task, metrics, logs, matrix, grid.seed)
 
 
 def check_template(template: str, where: str) -> None:
