@@ -20,10 +20,10 @@ import time
 from evalkit.backends import load_model
 from evalkit.backends._hf_prefix import build_trie, distinct_tokens
 from evalkit.backends.hf import TransformersBackend
+from evalkit.longcontext.check import with_grid
 from evalkit.longcontext.runner import build_grid
 from evalkit.requests import GenerateRequest
 from evalkit.specs import default_catalogue
-from evalkit.specs.task import with_grid
 
 ELEVEN_DEPTHS = ",".join(f"{i / 10:.1f}" for i in range(11))
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from evalkit.backends import load_model
+from evalkit.longcontext.check import with_grid
 from evalkit.longcontext.fit import tolerance_for
 from evalkit.longcontext.runner import build_grid
 from evalkit.results.store import ResultsStore
 from evalkit.specs import default_catalogue
-from evalkit.specs.task import with_grid
 
 # every generator of the full suite (the loglikelihood variant shares passkey's generator)
 GENERATOR_TASKS = [

@@ -123,8 +123,9 @@ def _show_long_context_sample(spec: object) -> None:
     """One sample rendered for the fake model's byte tokenizer (a model's own tokenizer fits its own)."""
     from evalkit.backends.fake import FakeBackend
     from evalkit.errors import EvalkitError
+    from evalkit.longcontext.check import with_grid
     from evalkit.longcontext.runner import build_grid
-    from evalkit.specs.task import TaskSpec, with_grid
+    from evalkit.specs.task import TaskSpec
 
     assert isinstance(spec, TaskSpec) and spec.long_context is not None
     grid = spec.long_context

@@ -7,11 +7,13 @@ file (it must exist and hold text). Everything fails before any model is loaded.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ValidationError
 
 from evalkit.errors import SpecError, UnknownNameError, did_you_mean
 from evalkit.specs._yaml import LocatedYaml
-from evalkit.specs.task import LongContextSpec
+from evalkit.specs.task import LongContextSpec, TaskSpec
 
 
 def check_long_context(spec: LongContextSpec, located: LocatedYaml) -> None:
@@ -80,3 +82,44 @@ def param_problem(model: type[BaseModel], params: dict[str, object]) -> tuple[st
             return key, f"unknown generator parameter {key!r}{tail}"
         return key, f"generator parameter {key!r}: {error['msg']}" if key else str(error["msg"])
     return None
+
+
+def with_grid(
+    spec: TaskSpec,
+    lengths: list[int] | None,
+    depths: list[float] | None,
+    params: dict[str, Any] | None = None,
+    sweep: list[int] | None = None,
+) -> TaskSpec:
+    """`spec` with a suite entry's overrides applied, checked as if written in the task file."""
+    if lengths is None and depths is None and params is None and sweep is None:
+        return spec
+    from evalkit.longcontext.generators import get_generator
+
+    where = spec.source_file or spec.name
+    grid = spec.long_context
+    if grid is None:
+        raise SpecError(f"{where}: lengths/depths/params/sweep overrides apply to long_context tasks only")
+    if sweep is not None and grid.sweep is None:
+        raise SpecError(f"{where}: a suite gives sweep values, but the task sweeps nothing")
+    model = get_generator(grid.generator).params_model
+    merged = {**grid.params, **(params or {})}
+    checks = [("params override", merged)] if params is not None else []
+    if sweep is not None and grid.sweep is not None:
+        checks += [(f"sweep value {value}", {**merged, grid.sweep.param: value}) for value in sweep]
+    for what, candidate in checks:
+        problem = param_problem(model, candidate)
+        if problem is not None:
+            raise SpecError(f"{where}: a suite's {what}: {problem[1]}")
+    update: dict[str, object] = {"params": merged}
+    if sweep is not None and grid.sweep is not None:
+        update["sweep"] = {"param": grid.sweep.param, "values": sweep}
+    if lengths is not None:
+        update["lengths"] = lengths
+    if depths is not None:
+        update["depths"] = depths
+    try:
+        checked = LongContextSpec.model_validate({**grid.model_dump(), **update})
+    except ValueError as exc:
+        raise SpecError(f"{where}: a suite's override: {exc}") from None
+    return spec.model_copy(update={"long_context": checked})

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.errors import SpecError
+from evalkit.longcontext.check import with_grid
 from evalkit.specs.catalogue import Catalogue
-from evalkit.specs.task import TaskSpec, with_grid
+from evalkit.specs.task import TaskSpec
 
 LMEVAL_PREFIX = "lmeval:"
 

@@ -164,64 +164,6 @@ class SuiteEntry(BaseModel):
     sweep: list[PositiveInt] | None = Field(default=None, min_length=1, description="the swept values")
 
 
-def with_grid(
-    spec: TaskSpec,
-    lengths: list[int] | None,
-    depths: list[float] | None,
-    params: dict[str, Any] | None = None,
-    sweep: list[int] | None = None,
-) -> TaskSpec:
-    """`spec` with a suite entry's grid overrides applied (checked as if written in the task file)."""
-    if lengths is None and depths is None and params is None and sweep is None:
-        return spec
-    where = spec.source_file or spec.name
-    if spec.long_context is None:
-        from evalkit.errors import SpecError
-
-        raise SpecError(f"{where}: lengths/depths/params/sweep overrides apply to long_context tasks only")
-    update: dict[str, object] = {}
-    if sweep is not None:
-        if spec.long_context.sweep is None:
-            from evalkit.errors import SpecError
-
-            raise SpecError(f"{where}: a suite gives sweep values, but the task sweeps nothing")
-        update["sweep"] = {"param": spec.long_context.sweep.param, "values": sweep}
-        params = {**spec.long_context.params, **(params or {})}
-        from evalkit.longcontext.check import param_problem
-        from evalkit.longcontext.generators import get_generator
-
-        model = get_generator(spec.long_context.generator).params_model
-        for value in sweep:
-            problem = param_problem(model, {**params, spec.long_context.sweep.param: value})
-            if problem is not None:
-                from evalkit.errors import SpecError
-
-                raise SpecError(f"{where}: a suite's sweep value {value}: {problem[1]}")
-    if params is not None:
-        from evalkit.longcontext.generators import get_generator
-
-        merged = {**spec.long_context.params, **params}
-        from evalkit.longcontext.check import param_problem
-
-        problem = param_problem(get_generator(spec.long_context.generator).params_model, merged)
-        if problem is not None:
-            from evalkit.errors import SpecError
-
-            raise SpecError(f"{where}: a suite's params override: {problem[1]}")
-        update["params"] = merged
-    if lengths is not None:
-        update["lengths"] = lengths
-    if depths is not None:
-        update["depths"] = depths
-    try:
-        grid = LongContextSpec.model_validate({**spec.long_context.model_dump(), **update})
-    except ValueError as exc:
-        from evalkit.errors import SpecError
-
-        raise SpecError(f"{where}: suite override: {exc}") from None
-    return spec.model_copy(update={"long_context": grid})
-
-
 class SuiteSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
