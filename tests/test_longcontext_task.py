@@ -229,6 +229,7 @@ def test_long_context_quick_suite_resolves_with_its_grid_overrides() -> None:
         ),
         ("  generator: paskey", "unknown generator 'paskey'; did you mean 'passkey'?"),
         ("  haystack: empty.txt", "empty.txt"),
+        ("  template: '{context} {query}'", "long_context.template uses ['query']"),
         ("  haystack: missing.txt", "missing.txt"),
     ],
 )

@@ -7,6 +7,7 @@ file (it must exist and hold text). Everything fails before any model is loaded.
 
 from __future__ import annotations
 
+import string
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -15,12 +16,15 @@ from evalkit.errors import SpecError, UnknownNameError, did_you_mean
 from evalkit.specs._yaml import LocatedYaml
 from evalkit.specs.task import LongContextSpec, TaskSpec
 
+TEMPLATE_FIELDS = frozenset({"instruction", "context", "question"})
+
 
 def check_long_context(spec: LongContextSpec, located: LocatedYaml) -> None:
     from evalkit.longcontext.generators import get_generator
     from evalkit.longcontext.haystack import HaystackError, make_haystack
 
     block = ("long_context",)
+    check_template(spec.template, located.where((*block, "template")))
     try:
         generator = get_generator(spec.generator)
     except UnknownNameError as exc:
@@ -123,3 +127,17 @@ def with_grid(
     except ValueError as exc:
         raise SpecError(f"{where}: a suite's override: {exc}") from None
     return spec.model_copy(update={"long_context": checked})
+
+
+def check_template(template: str, where: str) -> None:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise SpecError(f"{where}: long_context.template is not a valid format string: {exc}") from None
+    unknown = names - TEMPLATE_FIELDS
+    if unknown:
+        raise SpecError(
+            f"{where}: long_context.template uses {sorted(unknown)}; it may use {sorted(TEMPLATE_FIELDS)}"
+        )
+    if "context" not in names or "question" not in names:
+        raise SpecError(f"{where}: long_context.template must contain {{context}} and {{question}}")

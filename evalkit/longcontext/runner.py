@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from evalkit.backends.base import Backend
 from evalkit.errors import SpecError
 from evalkit.kinds._stats import mean_metric
 from evalkit.longcontext._types import FitError, Fitted, Probe, Rendered
+from evalkit.longcontext.check import check_template
 from evalkit.longcontext.score import (
     effective_context_length,
     generation_scores,
@@ -45,7 +45,6 @@ log = logging.getLogger("evalkit.longcontext")
 
 GENERATION_METRICS = ("ruler_all", "ruler_any", "strict")
 RANKING_METRICS = ("ll_rank",)
-TEMPLATE_FIELDS = frozenset({"instruction", "context", "question"})
 # Bump when a generator, haystack or the fitter changes the samples a spec and seed produce.
 GENERATOR_VERSION = 1
 # Prompts longer than this are stored with their middle elided: they regenerate byte-identically
@@ -231,20 +230,6 @@ def run_long_context_task(
         ),
     )
     return LongContextOutcome(task, metrics, logs, matrix, grid.seed)
-
-
-def check_template(template: str, where: str) -> None:
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    except ValueError as exc:
-        raise SpecError(f"{where}: long_context.template is not a valid format string: {exc}") from None
-    unknown = names - TEMPLATE_FIELDS
-    if unknown:
-        raise SpecError(
-            f"{where}: long_context.template uses {sorted(unknown)}; it may use {sorted(TEMPLATE_FIELDS)}"
-        )
-    if "context" not in names or "question" not in names:
-        raise SpecError(f"{where}: long_context.template must contain {{context}} and {{question}}")
 
 
 def _rows(settings: LongContextSpec, uses_depth: bool) -> tuple[list[tuple[float | None, Any]], str]:
