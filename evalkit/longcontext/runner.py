@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.base import Backend
 from evalkit.errors import SpecError
@@ -41,6 +41,9 @@ from evalkit.results.schema import DataSourceFacts, LongContextMatrix, MetricVal
 from evalkit.runner.execute import Cache, execute
 from evalkit.specs.task import LongContextSpec, TaskSpec
 
+if TYPE_CHECKING:
+    from evalkit.runner.task_run import TaskOutcome
+
 log = logging.getLogger("evalkit.longcontext")
 
 GENERATION_METRICS = ("ruler_all", "ruler_any", "strict")
@@ -50,15 +53,6 @@ GENERATOR_VERSION = 1
 # Prompts longer than this are stored with their middle elided: they regenerate byte-identically
 # from the seed, and a full 32k-token grid would otherwise write hundreds of megabytes of logs.
 _SHOWN_PROMPT_CHARS = 6000
-
-
-@dataclass(frozen=True)
-class LongContextOutcome:
-    task: TaskFacts
-    metrics: dict[str, MetricValue]
-    samples: list[SampleLog]
-    matrix: LongContextMatrix
-    seed: int
 
 
 @dataclass
@@ -166,7 +160,7 @@ def run_long_context_task(
     limit: int | None,
     cache: Cache,
     show_progress: bool = True,
-) -> LongContextOutcome:
+) -> TaskOutcome:
     grid = build_grid(backend, spec, seed=seed, limit=limit)
     settings, cells, haystack, identity = grid.settings, grid.cells, grid.haystack, grid.tokenizer
     rows, row_axis, skipped = grid.rows, grid.row_axis, grid.skipped
@@ -229,7 +223,9 @@ def run_long_context_task(
             content_sha256=content.hexdigest(),
         ),
     )
-    return LongContextOutcome(task, metrics, logs, matrix, grid.seed)
+    from evalkit.runner.task_run import TaskOutcome
+
+    return TaskOutcome(task, metrics, logs, 0, grid.seed, long_context=matrix)
 
 
 def _rows(settings: LongContextSpec, uses_depth: bool) -> tuple[list[tuple[float | None, Any]], str]:

@@ -51,10 +51,9 @@ def run_task(
     if spec.kind == "long_context":  # seeded generators, lengths fitted in this model's tokenizer
         from evalkit.longcontext.runner import run_long_context_task
 
-        grid = run_long_context_task(
+        return run_long_context_task(
             backend, spec, seed=seed, limit=limit, cache=cache, show_progress=show_progress
         )
-        return TaskOutcome(grid.task, grid.metrics, grid.samples, 0, grid.seed, long_context=grid.matrix)
     if seed is not None:
         spec = spec.model_copy(update={"fewshot_seed": seed})
     shots = spec.num_fewshot if num_fewshot is None else num_fewshot
