@@ -2,8 +2,18 @@
 
 `results/` keeps a reference run of the bundled models on the `quick` suite (refreshed by
 `make demo`). Re-scoring the first samples of several tasks must give the same per-choice
-loglikelihoods to 1e-4 — a change in prompts, tokenization, packing or scoring shows up here
-as a named task and sample, not as a silently different leaderboard.
+loglikelihoods — a change in prompts, tokenization, packing or scoring shows up here as a named
+task and sample, not as a silently different leaderboard.
+
+The reference was recorded on another machine (its record's `host` says which), so this is a
+cross-machine comparison: float32 kernels built for another instruction set (AVX2 against
+AVX-512) sum in another order. A 135M model's loglikelihood of a multi-token continuation is a
+sum of hundreds of float32 dot products of length 576-1536; reordering them moves the result by
+a few units of float32 rounding relative to its size (measured: 1.03e-4 and 1.14e-4 on values of
+~25 nats, relative 4.4e-6, AVX2 host against the AVX-512 reference). The bound is therefore
+relative, 2e-5 (4.5x the largest difference seen), with 1e-4 absolute for values near zero. A
+real change (another prompt, token or packing) moves a loglikelihood by far more than that.
+Same-machine determinism (batch sizes, prefix reuse) is checked elsewhere with 1e-4 absolute.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ pytestmark = pytest.mark.real
 REPO = Path(__file__).resolve().parents[1]
 TASKS = ["arc_easy", "hellaswag", "winogrande", "lambada_openai", "mmlu"]
 SAMPLES = 6
+CROSS_MACHINE_RELATIVE = 2e-5
+SAME_VALUE_ABSOLUTE = 1e-4
 
 
 def reference(model: str, task: str) -> RunRecord:
@@ -61,7 +73,11 @@ def test_smollm2_reproduces_reference_loglikelihoods(smollm2, task: str, tmp_pat
         assert new.sample_id == old.sample_id
         assert new.prompt == old.prompt, f"{task} sample {old.sample_id}: prompt changed"
         assert isinstance(old.response, list) and isinstance(new.response, list)
-        assert new.response == pytest.approx(old.response, abs=1e-4), f"{task} sample {old.sample_id}"
+        tolerance = pytest.approx(old.response, rel=CROSS_MACHINE_RELATIVE, abs=SAME_VALUE_ABSOLUTE)
+        assert new.response == tolerance, (
+            f"{task} sample {old.sample_id} (reference recorded on {stored.host.cpu}, "
+            f"{stored.host.cores} cores; this host differs in float32 kernels at most)"
+        )
         assert new.scores == old.scores
 
 
