@@ -13,10 +13,17 @@ from typing import Any
 import pytest
 
 from evalkit.cli.main import main
-from evalkit.results import LongContextMatrix, MetricValue, ResultsStore, RunRecord, SampleLog
+from evalkit.results import (
+    EfficiencyFigures,
+    LongContextMatrix,
+    MetricValue,
+    ResultsStore,
+    RunRecord,
+    SampleLog,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
-BASE = json.loads((GOLDEN / "run_record_v1.jsonl").read_text(encoding="utf-8"))
+BASE = json.loads((GOLDEN / "run_record_v2.jsonl").read_text(encoding="utf-8").splitlines()[0])
 DAY = "2025-01-02T{}:00+00:00"
 
 
@@ -53,11 +60,14 @@ def make_record(
     n: int = 400,
     error: str | None = None,
     chance: float | None = None,
-    efficiency: dict[str, Any] | None = None,
+    efficiency: EfficiencyFigures | Mapping[str, Any] | None = None,
     long_context: LongContextMatrix | None = None,
     bytes_on_disk: int | None = None,
 ) -> RunRecord:
-    """A valid record built on the golden one; plain floats become bounded accuracies with stderr."""
+    """A valid record built on the golden one; plain floats become bounded accuracies with stderr.
+
+    ``efficiency`` may be a mapping of a few `EfficiencyFigures` fields (validated with the record).
+    """
     values = {
         name: value if isinstance(value, MetricValue) else accuracy(value, n, chance)
         for name, value in metrics.items()
@@ -72,6 +82,7 @@ def make_record(
         primary_metric=primary or next(iter(values), "acc"),
         num_samples=n,
     )
+    data["config"].update(num_documents=n)
     data.update(
         record_id=sha(f"{model}|{task}|{finished}|{run_id}")[:12],
         run_id=run_id,
@@ -80,7 +91,7 @@ def make_record(
         status="error" if error else "ok",
         error=error,
         samples_file=None,
-        efficiency=efficiency,
+        efficiency=efficiency.model_dump() if isinstance(efficiency, EfficiencyFigures) else efficiency,
         long_context=None if long_context is None else long_context.model_dump(),
     )
     return RunRecord.model_validate(data)

@@ -13,7 +13,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from evalkit.results import LongContextMatrix, ResultsStore, RunRecord, SampleLog
+from evalkit.results import (
+    DecodePoint,
+    DecodeStats,
+    EfficiencyCurves,
+    EfficiencyFigures,
+    LongContextMatrix,
+    ResultsStore,
+    RunRecord,
+    SampleLog,
+    TimingStats,
+)
 
 SCRIPT_PAYLOAD = "<script>window.__pwned = 'script';</script>"
 IMG_PAYLOAD = "<img src=x onerror=\"window.__pwned = 'img'\">"
@@ -41,7 +51,7 @@ def record(
     bytes_on_disk: int = 540_000_000,
     fingerprint: str | None = None,
     finished: str = DAY.format("10:00"),
-    efficiency: dict[str, Any] | None = None,
+    efficiency: EfficiencyFigures | None = None,
     long_context: LongContextMatrix | None = None,
     error: str | None = None,
     primary: str = "acc",
@@ -97,9 +107,18 @@ def record(
                 "content_sha256": sha(task + "-data"),
             },
         },
-        "config": {"limit": n, "seed": 1234, "batch_size": 8, "num_fewshot": 0, "chat_template": False},
+        "config": {
+            "limit": n,
+            "seed": 1234,
+            "batch_size": 8,
+            "batch_sizes": [8],
+            "num_fewshot": 0,
+            "num_documents": n,
+            "chat_template": False,
+            "executor": "multiple_choice",
+        },
         "metrics": {} if error else {primary: metric},
-        "efficiency": efficiency,
+        "efficiency": None if efficiency is None else efficiency.model_dump(),
         "long_context": None if long_context is None else long_context.model_dump(),
         "host": {
             "hostname": "ci",
@@ -133,17 +152,37 @@ def samples(
     ]
 
 
-def decode_curve(base_ms: float, growth: float) -> dict[str, Any]:
-    points = []
-    for length in (512, 2048, 8192, 32768):
-        points.append(
-            {
-                "context_length": length,
-                "time_per_output_token_s": base_ms / 1000 * (1 + growth * length / 1024),
-                "peak_memory_bytes": int(300 * 2**20 * (1 + growth * length / 4096)),
-            }
-        )
-    return {"curves": {"decode": points}, "peak_memory_bytes": points[-1]["peak_memory_bytes"]}
+def decode_curve(base_ms: float, growth: float) -> EfficiencyFigures:
+    """Figures with a decode curve whose time per token grows by ``growth`` per 1024 tokens of context."""
+    points = [
+        _decode_point(length, base_ms / 1000 * (1 + growth * length / 1024), growth)
+        for length in (512, 2048, 8192, 32768)
+    ]
+    return EfficiencyFigures(
+        curves=EfficiencyCurves(decode=points), peak_memory_bytes=points[-1].peak_memory_bytes
+    )
+
+
+def _decode_point(length: int, seconds: float, growth: float) -> DecodePoint:
+    def constant(value: float) -> TimingStats:
+        return TimingStats(median=value, min=value, max=value, p95=value, cv=0.0, n=3)
+
+    return DecodePoint(
+        context_length=length,
+        time_per_output_token_s=seconds,
+        time_per_output_token_p95_s=seconds,
+        time_to_first_token_s=seconds,
+        decode_tokens_per_s=1 / seconds,
+        peak_memory_bytes=int(300 * 2**20 * (1 + growth * length / 4096)),
+        state_bytes=None,
+        weight_bytes_per_s=1e9,
+        mbu=None,
+        stats=DecodeStats(
+            time_per_output_token_s=constant(seconds),
+            time_to_first_token_s=constant(seconds),
+            decode_tokens_per_s=constant(1 / seconds),
+        ),
+    )
 
 
 NEEDLE = LongContextMatrix(
@@ -169,9 +208,20 @@ def demo_records(spec_file: str | None = None) -> list[RunRecord]:
             "ref-360m", "arc_easy", 0.62, **reference, efficiency=decode_curve(20, 0.5), spec_file=spec_file
         ),
         record(
-            "ref-360m", "piqa", 0.70, **reference, chance=0.5, efficiency={"time_per_output_token_s": 0.020}
+            "ref-360m",
+            "piqa",
+            0.70,
+            **reference,
+            chance=0.5,
+            efficiency=EfficiencyFigures(time_per_output_token_s=0.020),
         ),
-        record("ref-360m-int8", "arc_easy", 0.58, **int8, efficiency={"time_per_output_token_s": 0.012}),
+        record(
+            "ref-360m-int8",
+            "arc_easy",
+            0.58,
+            **int8,
+            efficiency=EfficiencyFigures(time_per_output_token_s=0.012),
+        ),
         record("ref-360m-int8", "piqa", 0.69, **int8, chance=0.5),
         record("mamba-130m", "arc_easy", 0.45, **mamba, efficiency=decode_curve(8, 0.0)),
         record("mamba-130m", "piqa", 0.64, **mamba, chance=0.5),

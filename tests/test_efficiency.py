@@ -20,9 +20,11 @@ from evalkit.efficiency import (
     summarize,
 )
 from evalkit.errors import SpecError
+from evalkit.kinds import check_task
+from evalkit.results import EfficiencyFigures, EfficiencySettings, HostPeaks, MatmulPeaks
 from evalkit.specs.task import EfficiencySpec, load_task_file
 
-FAKE_PEAKS = {"matmul_flops_per_s": {"float32": 1e11, "bfloat16": 2e11}, "memory_bytes_per_s": 1e10}
+FAKE_PEAKS = HostPeaks(matmul_flops_per_s=MatmulPeaks(float32=1e11, bfloat16=2e11), memory_bytes_per_s=1e10)
 TINY = EfficiencySpec(
     prompt_lengths=[8, 32],
     context_lengths=[8, 32],
@@ -108,16 +110,34 @@ def test_fake_backend_curves_and_figures() -> None:
     backend = load_model("fake,context_window=40")
     settings = TINY.model_copy(update={"prompt_lengths": [8, 32, 64], "context_lengths": [8, 32, 40]})
     figures = measure_backend(backend, backend.describe(), settings, host_peaks=FAKE_PEAKS)
-    assert [p["prompt_length"] for p in figures["curves"]["prefill"]] == [8, 32]
-    assert [p["context_length"] for p in figures["curves"]["decode"]] == [8, 32]
-    assert {(s["phase"], s["length"]) for s in figures["skipped"]} == {("prefill", 64), ("decode", 40)}
-    assert "window of 40" in figures["skipped"][0]["reason"]
+    assert [p.prompt_length for p in figures.curves.prefill] == [8, 32]
+    assert [p.context_length for p in figures.curves.decode] == [8, 32]
+    assert {(s.phase, s.length) for s in figures.skipped} == {("prefill", 64), ("decode", 40)}
+    assert "window of 40" in figures.skipped[0].reason
     for key in ("prefill_tokens_per_s", "decode_tokens_per_s", "time_per_output_token_s", "mfu", "mbu"):
-        assert figures[key] > 0, key
-    point = figures["curves"]["decode"][0]
-    assert point["stats"]["time_per_output_token_s"]["n"] == 2 * 3  # 2 repetitions x 3 steps after the first
-    assert point["time_per_output_token_p95_s"] >= point["time_per_output_token_s"]
-    assert figures["bits_per_weight"] is None  # the fake has no file on disk
+        assert figures.figure(key) is not None, key
+    point = figures.curves.decode[0]
+    assert point.stats.time_per_output_token_s.n == 2 * 3  # 2 repetitions x 3 steps after the first
+    assert point.time_per_output_token_p95_s >= point.time_per_output_token_s
+    assert figures.bits_per_weight is None  # the fake has no file on disk
+    assert figures.settings == EfficiencySettings.model_validate(settings.model_dump(mode="json"))
+    assert figures.host_peaks == FAKE_PEAKS and figures.load_time_s is None  # the caller's figures
+    assert EfficiencyFigures.model_validate_json(figures.model_dump_json()) == figures
+
+
+def test_settings_in_the_record_mirror_the_spec_field_for_field() -> None:
+    # The record keeps its own copy of the spec's shape (records know nothing of specs): a new spec
+    # field must be added to EfficiencySettings too, or measuring would fail at the record.
+    assert list(EfficiencySettings.model_fields) == list(EfficiencySpec.model_fields)
+
+
+def test_without_host_peaks_utilisation_is_undefined_not_zero() -> None:
+    backend = load_model("fake")
+    figures = measure_backend(backend, backend.describe(), TINY, host_peaks=None)
+    assert figures.mfu is None and figures.mbu is None and figures.host_peaks is None
+    assert all(p.mfu is None for p in figures.curves.prefill)
+    assert all(p.mbu is None for p in figures.curves.decode)
+    assert figures.figure("decode_tokens_per_s") is not None
 
 
 def test_a_backend_without_timing_support_is_a_clear_error() -> None:
@@ -137,8 +157,8 @@ def test_spec_rejects_non_positive_lengths_and_unknown_keys(tmp_path: Path) -> N
     path.write_text("name: eff\nkind: efficiency\n")
     assert load_task_file(path).dataset.mirrors == []  # no dataset needed for this kind
     path.write_text("name: eff\nkind: generate\n")
-    with pytest.raises(SpecError, match="dataset"):
-        load_task_file(path)
+    with pytest.raises(SpecError, match=r"eff\.yaml:1: kind generate needs a dataset block"):
+        check_task(load_task_file(path))  # the generate kind's own check, run when a run is planned
 
 
 def test_efficiency_task_stores_a_record_via_a_subprocess(tmp_path: Path) -> None:
@@ -155,13 +175,13 @@ def test_efficiency_task_stores_a_record_via_a_subprocess(tmp_path: Path) -> Non
     (record,) = summary.records
     assert record.status == "ok", record.error
     figures = record.efficiency
-    assert figures is not None and figures["isolated"] is True
+    assert figures is not None and figures.isolated is True
     for key in (
         "load_time_s",
         "parameters",
-        "bytes_on_disk",
-        "bits_per_weight",
         "peak_memory_bytes",
+        "load_peak_memory_bytes",
+        "rss_samples",
         "prefill_tokens_per_s",
         "decode_tokens_per_s",
         "time_to_first_token_s",
@@ -169,12 +189,14 @@ def test_efficiency_task_stores_a_record_via_a_subprocess(tmp_path: Path) -> Non
         "time_per_output_token_p95_s",
         "mfu",
         "mbu",
-        "host_peaks",
+        "measure_time_s",
     ):
-        assert key in figures, key
-    assert figures["peak_memory_bytes"] >= figures["baseline_memory_bytes"] > 0
-    assert figures["host_peaks"]["matmul_flops_per_s"]["float32"] > 0
-    assert [p["context_length"] for p in figures["curves"]["decode"]] == [16, 64]
+        assert figures.figure(key) is not None, key
+    assert figures.bits_per_weight is None and figures.wall_time_s is None  # the fake has no file
+    assert figures.peak_memory_bytes is not None and figures.baseline_memory_bytes is not None
+    assert figures.peak_memory_bytes >= figures.baseline_memory_bytes > 0
+    assert figures.host_peaks is not None and (figures.host_peaks.matmul_flops_per_s.float32 or 0) > 0
+    assert [p.context_length for p in figures.curves.decode] == [16, 64]
     assert record.metrics["decode_tokens_per_s"].higher_is_better
     assert not record.metrics["time_per_output_token_s"].higher_is_better
     assert not any(m.bounded for m in record.metrics.values())
@@ -192,12 +214,18 @@ def test_roofline_is_recomputed_from_achieved_rates_and_a_reprobe_only_raises_pe
 
     backend = load_model("fake")
     figures = measure_backend(backend, backend.describe(), TINY, host_peaks=FAKE_PEAKS)
-    slow_host = {"matmul_flops_per_s": {"float32": 1.0}, "memory_bytes_per_s": 1.0}
-    apply_roofline(figures, slow_host)
-    assert utilisation_exceeds_one(figures) and figures["host_peaks"] is slow_host
-    apply_roofline(figures, FAKE_PEAKS)
-    point = figures["curves"]["prefill"][-1]
-    assert figures["mfu"] == point["mfu"] == pytest.approx(point["flops_per_s"] / 1e11)
+    slow_host = HostPeaks(matmul_flops_per_s=MatmulPeaks(float32=1.0), memory_bytes_per_s=1.0)
+    slow = apply_roofline(figures, slow_host)
+    assert utilisation_exceeds_one(slow) and slow.host_peaks is slow_host
+    assert not utilisation_exceeds_one(figures)  # figures are values: the original is unchanged
+    again = apply_roofline(slow, FAKE_PEAKS)
+    point = again.curves.prefill[-1]
+    assert again.mfu == point.mfu == pytest.approx(point.flops_per_s / 1e11)
+    assert (
+        again.mbu
+        == again.curves.decode[0].mbu
+        == pytest.approx(again.curves.decode[0].weight_bytes_per_s / 1e10)
+    )
     merged = _best_of(
         {"matmul_flops_per_s": {"float32": 5.0, "bfloat16": 9.0}, "memory_bytes_per_s": 2.0},
         {"matmul_flops_per_s": {"float32": 7.0, "bfloat16": 1.0}, "memory_bytes_per_s": 3.0},

@@ -1,11 +1,13 @@
-"""The one protocol every backend implements, and the facts it reports about its model."""
+"""The one protocol every backend implements, and the facts it reports about its model.
+
+`ModelFacts` (and `Family`) belong to the record schema, which owns what a record means; they are
+re-exported here because every backend builds them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol, runtime_checkable
-
-from pydantic import BaseModel, ConfigDict
+from typing import Protocol, runtime_checkable
 
 from evalkit.requests import (
     GenerateRequest,
@@ -15,28 +17,9 @@ from evalkit.requests import (
     RollingRequest,
     RollingResult,
 )
+from evalkit.results import Family, ModelFacts
 
-Family = Literal["transformer", "ssm", "hybrid", "unknown"]
-
-
-class ModelFacts(BaseModel):
-    """What a run record says about the model that produced it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str  # the spec the user typed, normalised (e.g. "smollm2-135m")
-    backend: str  # "transformers", "fake", ...
-    source: str  # path or hub id actually loaded
-    architecture: str  # e.g. "LlamaForCausalLM"
-    family: Family
-    parameters: int
-    dtype: str
-    quantization: str | None  # e.g. "gguf:Q4_1 (dequantized)", None for full precision
-    bytes_on_disk: int
-    fingerprint: str  # sha256 over weights + output-changing load options
-    context_window: int | None
-    revision: str | None = None
-    chat_template: bool = False
+__all__ = ["Backend", "Family", "ModelFacts", "Tokenizer"]
 
 
 @runtime_checkable

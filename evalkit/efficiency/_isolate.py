@@ -2,9 +2,10 @@
 
 Memory and speed are properties of a process, not of a model object: a parent that already
 holds another model (or the allocator slack of an accuracy run) would inflate the peak RSS and
-perturb timings. The child loads the model from its spec string, measures, and writes JSON to
-the job's `result_path`. The parent turns a missing result (segfault, OOM kill, timeout) or a
-reported exception into one clear `EfficiencyError`.
+perturb timings. The child loads the model from its spec string, measures, and writes the figures
+as JSON to the job's `result_path`; the parent validates them into `EfficiencyFigures` (the one
+place where figures cross a process boundary untyped). The parent turns a missing result
+(segfault, OOM kill, timeout) or a reported exception into one clear `EfficiencyError`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,18 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from evalkit.efficiency._engine import EfficiencyError
+from pydantic import ValidationError
+
+from evalkit.backends import Backend
+from evalkit.efficiency._engine import (
+    EfficiencyError,
+    apply_roofline,
+    measure_backend,
+    utilisation_exceeds_one,
+)
+from evalkit.efficiency._memory import PeakRssSampler
+from evalkit.efficiency._probe import host_peaks
+from evalkit.results import EfficiencyFigures
 from evalkit.specs.task import EfficiencySpec
 
 log = logging.getLogger("evalkit.efficiency")
@@ -27,7 +39,7 @@ log = logging.getLogger("evalkit.efficiency")
 _STDERR_TAIL_LINES = 15
 
 
-def measure_in_subprocess(model_spec: str, settings: EfficiencySpec) -> dict[str, Any]:
+def measure_in_subprocess(model_spec: str, settings: EfficiencySpec) -> EfficiencyFigures:
     """The efficiency figures of `model_spec`, measured in a child process that loads it."""
     with tempfile.TemporaryDirectory(prefix="evalkit-efficiency-") as scratch:
         job_path, result_path = Path(scratch) / "job.json", Path(scratch) / "result.json"
@@ -54,9 +66,12 @@ def measure_in_subprocess(model_spec: str, settings: EfficiencySpec) -> dict[str
             )
     if not result.get("ok"):
         raise EfficiencyError(f"efficiency measurement of {model_spec!r} failed: {result.get('error')}")
-    figures = result["efficiency"]
-    assert isinstance(figures, dict)
-    return figures
+    try:
+        return EfficiencyFigures.model_validate(result["efficiency"])
+    except ValidationError as exc:  # a child of another evalkit version, or a bug: say which figure
+        raise EfficiencyError(
+            f"efficiency measurement of {model_spec!r} reported malformed figures: {exc}"
+        ) from None
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
@@ -67,12 +82,10 @@ def _read_result(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def measure_loaded_child(model_spec: str, settings: EfficiencySpec) -> dict[str, Any]:
+def measure_loaded_child(model_spec: str, settings: EfficiencySpec) -> EfficiencyFigures:
     """Inside the child: probe the host (cached), then load and measure under the RSS sampler."""
     from evalkit.backends import load_model
-    from evalkit.efficiency._engine import apply_roofline, measure_backend, utilisation_exceeds_one
-    from evalkit.efficiency._memory import PeakRssSampler, device_memory, reset_device_peak
-    from evalkit.efficiency._probe import host_peaks
+    from evalkit.efficiency._memory import device_memory, reset_device_peak
 
     # Import torch and probe before the sampler starts: the probe's buffers are freed again and
     # are not the model's cost; the library import is (every process that runs the model pays it).
@@ -85,20 +98,46 @@ def measure_loaded_child(model_spec: str, settings: EfficiencySpec) -> dict[str,
         facts = backend.describe()
         after_load = sampler.peak_bytes
         figures = measure_backend(backend, facts, settings, host_peaks=peaks, sampler=sampler)
-    if utilisation_exceeds_one(figures):  # the cached peak was measured on a busy host: probe again
-        apply_roofline(figures, host_peaks(refresh=True))
+    figures = _reprobed_if_above_one(figures)
     device_peak, device_name = device_memory()
-    return {
-        "load_time_s": load_time,
-        "peak_memory_bytes": sampler.peak_bytes,
-        "baseline_memory_bytes": sampler.baseline_bytes,
-        "load_peak_memory_bytes": after_load,
-        "peak_device_memory_bytes": device_peak,
-        "device": device_name,
-        "rss_samples": sampler.samples,
-        "isolated": True,
-        **figures,
-    }
+    return figures.model_copy(
+        update={
+            "load_time_s": load_time,
+            "peak_memory_bytes": sampler.peak_bytes,
+            "baseline_memory_bytes": sampler.baseline_bytes,
+            "load_peak_memory_bytes": after_load,
+            "peak_device_memory_bytes": device_peak,
+            "device": device_name,
+            "rss_samples": sampler.samples,
+            "isolated": True,
+        }
+    )
+
+
+def measure_in_process(backend: Backend, settings: EfficiencySpec) -> EfficiencyFigures:
+    """Measure an already loaded model here: no load time, and memory includes this process's own."""
+    peaks = host_peaks()
+    with PeakRssSampler() as sampler:
+        started = time.perf_counter()
+        figures = measure_backend(backend, backend.describe(), settings, host_peaks=peaks, sampler=sampler)
+    figures = _reprobed_if_above_one(figures)
+    return figures.model_copy(
+        update={
+            "load_time_s": None,
+            "peak_memory_bytes": sampler.peak_bytes,
+            "baseline_memory_bytes": sampler.baseline_bytes,
+            "peak_device_memory_bytes": None,
+            "isolated": False,
+            "wall_time_s": time.perf_counter() - started,
+        }
+    )
+
+
+def _reprobed_if_above_one(figures: EfficiencyFigures) -> EfficiencyFigures:
+    """A utilisation above 1 means the cached peak was measured on a busy host: probe again."""
+    if utilisation_exceeds_one(figures):
+        return apply_roofline(figures, host_peaks(refresh=True))
+    return figures
 
 
 def main(argv: list[str]) -> int:
@@ -107,7 +146,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = EfficiencySpec.model_validate(job["settings"])
         figures = measure_loaded_child(job["model"], settings)
-        result: dict[str, Any] = {"ok": True, "efficiency": figures}
+        result: dict[str, Any] = {"ok": True, "efficiency": figures.model_dump(mode="json")}
     except Exception as exc:  # reported to the parent, which makes it the task's error
         frame = traceback.extract_tb(exc.__traceback__)[-1:] or None
         where = f" [{Path(frame[0].filename).name}:{frame[0].lineno}]" if frame else ""

@@ -17,7 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from evalkit.backends._hf_files import evalkit_cache_dir
+from pydantic import ValidationError
+
+from evalkit import paths
+from evalkit.results import HostPeaks
 
 PROBE_VERSION = 1
 CACHE_NAME = "host_peaks.json"
@@ -101,21 +104,31 @@ def measure_host_peaks(seconds: float = 0.5) -> dict[str, Any]:
     return peaks
 
 
-def host_peaks(cache_dir: Path | None = None, refresh: bool = False) -> dict[str, Any]:
+def host_peaks(cache_dir: Path | None = None, refresh: bool = False) -> HostPeaks:
     """The cached peaks for this host, probing (and caching) them on first use or on `refresh`.
 
-    Returns the peaks plus `key` (the host facts) and `cached` (False when just measured).
+    Returns the peaks with `key` (the host facts) and `cached` (False when just measured).
     """
     key = host_key()
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = (cache_dir or evalkit_cache_dir()) / CACHE_NAME
+    path = (cache_dir or paths.cache_dir()) / CACHE_NAME
     known = _read(path)
     if not refresh and isinstance(known.get(digest), dict):
-        return {**known[digest], "key": key, "cached": True}
+        cached = _typed({**known[digest], "key": key, "cached": True})
+        if cached is not None:
+            return cached
     peaks = _best_of(measure_host_peaks(), known.get(digest))
     known[digest] = peaks
     _write(path, known)
-    return {**peaks, "key": key, "cached": False}
+    return HostPeaks.model_validate({**peaks, "key": key, "cached": False})
+
+
+def _typed(peaks: dict[str, Any]) -> HostPeaks | None:
+    """A cache entry as HostPeaks; None for an entry this version cannot read (it is probed again)."""
+    try:
+        return HostPeaks.model_validate(peaks)
+    except ValidationError:
+        return None
 
 
 def _best_of(new: dict[str, Any], old: Any) -> dict[str, Any]:

@@ -1,14 +1,32 @@
 """Run records: the versioned schema, and the JSON Lines store that keeps them."""
 
+from evalkit.results._efficiency import (
+    DecodePoint,
+    DecodeStats,
+    EfficiencyCurves,
+    EfficiencyFigures,
+    EfficiencySettings,
+    HostPeakKey,
+    HostPeaks,
+    MatmulPeaks,
+    PrefillPoint,
+    PrefillStats,
+    SkippedLength,
+    TimingStats,
+)
+from evalkit.results._upgrade import Upgraded, upgrade_record
 from evalkit.results.schema import (
     SCHEMA_VERSION,
     DataSourceFacts,
+    Family,
     HostFacts,
     LongContextMatrix,
     MetricValue,
+    ModelFacts,
     RunConfig,
     RunRecord,
     SampleLog,
+    SourceFacts,
     TaskFacts,
 )
 from evalkit.results.store import ReadProblem, ResultsStore
@@ -16,13 +34,30 @@ from evalkit.results.store import ReadProblem, ResultsStore
 __all__ = [
     "SCHEMA_VERSION",
     "DataSourceFacts",
+    "DecodePoint",
+    "DecodeStats",
+    "EfficiencyCurves",
+    "EfficiencyFigures",
+    "EfficiencySettings",
+    "Family",
     "HostFacts",
+    "HostPeakKey",
+    "HostPeaks",
     "LongContextMatrix",
+    "MatmulPeaks",
     "MetricValue",
+    "ModelFacts",
+    "PrefillPoint",
+    "PrefillStats",
     "ReadProblem",
     "ResultsStore",
     "RunConfig",
     "RunRecord",
     "SampleLog",
+    "SkippedLength",
+    "SourceFacts",
     "TaskFacts",
+    "TimingStats",
+    "Upgraded",
+    "upgrade_record",
 ]

