@@ -38,7 +38,7 @@ from evalkit.results import ResultsStore, RunRecord, SampleLog
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
-BASE = json.loads((GOLDEN / "run_record_v1.jsonl").read_text(encoding="utf-8"))
+BASE = json.loads((GOLDEN / "run_record_v2.jsonl").read_text(encoding="utf-8").splitlines()[0])
 EARLY, LATE = "2025-01-02T10:00:00+00:00", "2025-01-03T10:00:00+00:00"
 
 
@@ -359,16 +359,26 @@ def test_efficiency_rules_need_the_figure_on_both_sides_and_refuse_garbage(tmp_p
     write_store(
         tmp_path / "b",
         make_record("m", "t", correct(1, 2), finished=LATE, efficiency={"decode_tokens_per_s": 50.0}),
-        make_record("m", "u", correct(1, 2), efficiency={"peak_memory_bytes": "lots"}),
+        make_record("m", "u", correct(1, 2), efficiency={"peak_memory_bytes": 0}),
     )
     speed = "{name: speed, kind: min_throughput_ratio, model: m, metric: decode_tokens_per_s, at_least: 1}"
     policy = load_policy(write_policy(tmp_path, f"rules:\n  - {speed}\n"))
     [check] = evaluate_gate(policy, tmp_path / "b", tmp_path / "a").rules[0].checks
     assert (check.subject, check.status) == ("m / t / decode_tokens_per_s", "fail")
     assert check.detail.endswith("has no efficiency.decode_tokens_per_s")
+    # A stored figure that is no positive number is no evidence, and the check says what was stored.
     memory = "{name: memory, kind: max_memory, model: m, task: u, at_most_bytes: 1}"
     policy = load_policy(write_policy(tmp_path, f"rules:\n  - {memory}\n"))
-    with pytest.raises(DataError, match=r"efficiency\.peak_memory_bytes is not a positive number: 'lots'"):
+    [check] = evaluate_gate(policy, tmp_path / "b").rules[0].checks
+    assert (
+        check.status == "fail" and "efficiency.peak_memory_bytes is not a positive number: 0" in check.detail
+    )
+    # Garbage cannot be stored as a typed figure: the reader refuses the line, and the gate refuses the store.
+    line = json.loads(make_record("m", "v", correct(1, 2))[0].model_dump_json())
+    line["efficiency"] = {"peak_memory_bytes": "lots"}
+    with (tmp_path / "b" / "records.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(line) + "\n")
+    with pytest.raises(DataError, match=r"1 unreadable record line\(s\).*peak_memory_bytes"):
         evaluate_gate(policy, tmp_path / "b")
 
 

@@ -36,7 +36,7 @@ from evalkit import report
 from evalkit.cli import leaderboard as leaderboard_cli
 from evalkit.errors import DataError
 from evalkit.report import build_leaderboard, compare_paired, error_rows, leaderboard_frame
-from evalkit.results import LongContextMatrix, ResultsStore, RunRecord, SampleLog
+from evalkit.results import SCHEMA_VERSION, LongContextMatrix, ResultsStore, RunRecord, SampleLog
 
 
 def golden_store(tmp_path: Path) -> Path:
@@ -327,7 +327,7 @@ def test_newer_schema_record_is_a_clear_error(tmp_path: Path, capsys: pytest.Cap
     assert "smollm2-135m" in out and "gemma3-270m" not in out
     assert err.strip() == (
         f"error: {results / 'records.jsonl'}:2: record uses schema version 99, newer than this "
-        "evalkit reads (1); upgrade evalkit to read it"
+        f"evalkit reads ({SCHEMA_VERSION}); upgrade evalkit to read it"
     )
 
 

@@ -10,9 +10,11 @@ import pytest
 from click.testing import CliRunner
 from site_records import EVIL_MODEL, NEEDLE, SCRIPT_PAYLOAD, demo_records, demo_store, record, sha
 
+from evalkit import plots
 from evalkit.cli import plot as plot_cli
 from evalkit.errors import EvalkitError
-from evalkit.report import build_leaderboard, plots
+from evalkit.query import variant_groups
+from evalkit.report import build_leaderboard, variant_deltas
 from evalkit.results import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,21 +134,11 @@ def test_efficiency_curves_plot_time_and_memory_per_model_with_family_dashes() -
     assert ssm_time["line"]["color"] == by_panel[(sha("mamba-130m"), "y2")]["line"]["color"]
 
 
-def test_decode_curve_drops_malformed_entries() -> None:
-    broken = record(
-        "x",
-        "t",
-        0.5,
-        efficiency={"curves": {"decode": [{"context_length": "long"}, 3, {"context_length": 64}]}},
-    )
-    assert plots.decode_curve(broken) == [(64, None, None)]
-
-
 def test_quantized_variant_delta_is_paired_when_both_sample_logs_exist(tmp_path: Path) -> None:
     store = demo_store(tmp_path / "store")
     records, _ = store.read()
-    assert plots.variant_groups(records) == {sha("ref-360m"): [sha("ref-360m-int8")]}
-    paired = {d.task: d for d in plots.variant_deltas(records, store)}
+    assert variant_groups(records) == {sha("ref-360m"): [sha("ref-360m-int8")]}
+    paired = {d.task: d for d in variant_deltas(records, store)}
     arc = paired["arc_easy"]
     assert arc.paired and arc.n == 100 and arc.delta == pytest.approx(-0.04)
     assert arc.low is not None and arc.high is not None and arc.low < -0.04 < arc.high

@@ -219,3 +219,44 @@ def test_paired_scores_across_two_stores(tmp_path: Path) -> None:
     (record_b,), _ = store_b.read()
     ids, scores_a, scores_b = paired_scores(store_a, record_a, store_b, record_b, "acc")
     assert (ids, scores_a, scores_b) == (["0", "1", "2"], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0])
+
+
+# -- evalkit's own mean and standard error against lm-eval's -------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_own_mean_and_stderr_equal_lm_evals_to_the_last_bit(seed: int) -> None:
+    # lm-eval stays a dependency for interop only; here it is the reference evalkit's figures must equal.
+    from lm_eval.api import metrics as lm
+
+    from evalkit.kinds._stats import exp_of_negative_mean, mean, mean_metric, mean_stderr
+
+    rng = random.Random(seed)
+    n = rng.randint(2, 3000)
+    accuracies = [float(rng.random() < 0.37) for _ in range(n)]
+    logprobs = [-rng.expovariate(0.3) for _ in range(n)]
+    for values in (accuracies, logprobs):
+        assert mean(values) == lm.mean(values)
+        assert mean_stderr(values) == lm.mean_stderr(values)
+    metric = mean_metric(accuracies)
+    assert (metric.value, metric.stderr, metric.n) == (lm.mean(accuracies), lm.mean_stderr(accuracies), n)
+    perplexity = exp_of_negative_mean(logprobs)
+    assert perplexity.value == lm.perplexity(logprobs)
+    assert perplexity.stderr == lm.perplexity(logprobs) * lm.mean_stderr(logprobs)
+
+
+def test_mean_metric_of_one_value_has_no_stderr_and_of_none_is_nan() -> None:
+    from evalkit.kinds._stats import mean_metric
+
+    single = mean_metric([1.0])
+    assert (single.value, single.stderr, single.ci95, single.n) == (1.0, None, None, 1)
+    empty = mean_metric([])
+    assert math.isnan(empty.value) and (empty.stderr, empty.n) == (None, 0)
+
+
+def test_mean_stderr_is_the_sample_standard_deviation_over_root_n() -> None:
+    from evalkit.kinds._stats import mean_stderr, sample_stddev
+
+    # [1, 0, 1, 0]: mean 0.5, squared deviations sum to 1, sample variance 1/3.
+    assert sample_stddev([1.0, 0.0, 1.0, 0.0]) == pytest.approx(math.sqrt(1 / 3))
+    assert mean_stderr([1.0, 0.0, 1.0, 0.0]) == pytest.approx(math.sqrt(1 / 3) / 2)

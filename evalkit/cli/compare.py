@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from evalkit.cli._options import results_option
+from evalkit.cli._options import CONTEXT_SETTINGS, results_option
 
 if TYPE_CHECKING:
     from evalkit.report import CompareFormat
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 FORMATS = ("table", "markdown", "json")
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("a")
 @click.argument("b")
 @results_option("Results folder to find A (and B) in.")

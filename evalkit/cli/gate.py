@@ -11,10 +11,11 @@ from pathlib import Path
 
 import click
 
+from evalkit.cli._options import CONTEXT_SETTINGS
 from evalkit.errors import DataError
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--policy",
     "policy_file",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from evalkit.cli._options import results_option
+from evalkit.cli._options import CONTEXT_SETTINGS, results_option
 
 if TYPE_CHECKING:
     from evalkit.report import OutputFormat
@@ -21,7 +21,7 @@ FORMATS = ("table", "markdown", "csv", "json")
 _MACHINE_FORMATS = ("csv", "json")
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @results_option()
 @click.option(
     "--format",
@@ -118,8 +118,8 @@ def leaderboard(
 
 def _variants_section(records: list[RunRecord], store: ResultsStore, *, markdown: bool) -> str:
     """Each quantized variant's change against its full-precision reference, with paired CIs."""
-    from evalkit.report._plot_data import display_names
-    from evalkit.report._plot_quant import variant_deltas
-    from evalkit.report._variants_text import render_variant_deltas
+    from evalkit.query import StoreQuery
+    from evalkit.report import render_variant_deltas, variant_deltas
 
-    return render_variant_deltas(variant_deltas(records, store), display_names(records), markdown)
+    query = StoreQuery(records, store=store)
+    return render_variant_deltas(variant_deltas(query, store), query.names, markdown)

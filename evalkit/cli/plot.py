@@ -1,6 +1,6 @@
 """`evalkit plot`: export one named plot of a results store as a standalone HTML file.
 
-The plot names are listed here (not imported from evalkit.report.plots) so that `--help` does
+The plot names are listed here (not imported from evalkit.plots) so that `--help` does
 not import plotly or pandas; a test keeps the two lists equal.
 """
 
@@ -10,12 +10,12 @@ from pathlib import Path
 
 import click
 
-from evalkit.cli._options import results_option
+from evalkit.cli._options import CONTEXT_SETTINGS, results_option
 
 PLOT_NAMES = ("accuracy", "context", "efficiency", "latency", "memory", "needle", "quantization")
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("name", type=click.Choice(PLOT_NAMES))
 @results_option()
 @click.option(
@@ -39,7 +39,7 @@ def plot(name: str, results_dir: Path, out_file: Path | None, model: str | None,
     efficiency    time per token and memory vs context length per model
     quantization  accuracy change of quantized variants vs their float32 reference
     """
-    from evalkit.report.plots import figure_note, make_plot, write_standalone_html
+    from evalkit.plots import figure_note, make_plot, write_standalone_html
     from evalkit.results import ResultsStore
 
     store = ResultsStore(results_dir)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import click
 
-from evalkit.cli._options import results_option
+from evalkit.cli._options import CONTEXT_SETTINGS, results_option
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @results_option()
 @click.option(
     "--out",

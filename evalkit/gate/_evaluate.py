@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalkit.errors import DataError, SpecError, did_you_mean
-from evalkit.gate._evidence import Evidence, StoreView, efficiency_figure
+from evalkit.gate._evidence import open_store
 from evalkit.gate._policy import (
     LoadedPolicy,
     MaxMemoryRule,
@@ -21,7 +21,8 @@ from evalkit.gate._policy import (
     Rule,
 )
 from evalkit.gate._report import Check, GateReport, RuleResult, format_value
-from evalkit.results import RunRecord
+from evalkit.query import Evidence, StoreQuery, efficiency_figure, efficiency_problem
+from evalkit.results import ResultsStore, RunRecord
 
 # Means of per-sample scores are sums of k/n; a drop equal to max_drop must not fail on float noise.
 _TOLERANCE = 1e-9
@@ -35,7 +36,7 @@ def evaluate_gate(loaded: LoadedPolicy, results: Path, baseline: Path | None = N
                 f"{loaded.where(index, 'kind')}: rule {rule.name!r} ({rule.kind}) compares against a "
                 "baseline; pass --baseline RESULTS"
             )
-    judge = _Judge(loaded, StoreView(results), StoreView(baseline) if baseline is not None else None)
+    judge = _Judge(loaded, open_store(results), open_store(baseline) if baseline is not None else None)
     rules = tuple(
         RuleResult(
             name=rule.name,
@@ -56,11 +57,11 @@ def evaluate_gate(loaded: LoadedPolicy, results: Path, baseline: Path | None = N
 
 
 class _Judge:
-    def __init__(self, loaded: LoadedPolicy, current: StoreView, baseline: StoreView | None) -> None:
+    def __init__(self, loaded: LoadedPolicy, current: StoreQuery, baseline: StoreQuery | None) -> None:
         self.loaded, self.current, self._baseline = loaded, current, baseline
 
     @property
-    def baseline(self) -> StoreView:
+    def baseline(self) -> StoreQuery:
         assert self._baseline is not None, "checked in evaluate_gate"
         return self._baseline
 
@@ -77,7 +78,7 @@ class _Judge:
 
     def score(self, index: int, rule: MinScoreRule | MaxScoreRule) -> Check:
         subject = f"{rule.model} / {rule.task}"
-        found = self.current.latest_ok(rule.model, rule.task)
+        found = self.current.evidence(rule.model, rule.task)
         if found is None:
             return _missing(rule, subject, self.current.absence(rule.model, rule.task))
         metric = self.metric_of(index, rule, found.record)
@@ -106,10 +107,10 @@ class _Judge:
         from evalkit.report.stats import compare_paired, paired_scores
 
         subject = f"{rule.model} / {task}"
-        current = self.current.latest_ok(rule.model, task)
+        current = self.current.evidence(rule.model, task)
         if current is None:
             return _missing(rule, subject, self.current.absence(rule.model, task))
-        previous = self.baseline.latest_ok(rule.model, task)
+        previous = self.baseline.evidence(rule.model, task)
         if previous is None:
             return _missing(rule, subject, "baseline: " + self.baseline.absence(rule.model, task))
         metric = self.metric_of(index, rule, current.record)
@@ -123,7 +124,7 @@ class _Judge:
                 )
         try:
             ids, before, after = paired_scores(
-                self.baseline.store, previous.record, self.current.store, current.record, metric
+                _store(self.baseline), previous.record, _store(self.current), current.record, metric
             )
         except DataError as exc:
             raise DataError(f"rule {rule.name!r} ({self.loaded.where(index)}): {exc}") from None
@@ -189,14 +190,13 @@ class _Judge:
         items: list[Check | tuple[str, Evidence, float]] = []
         for task in tasks:
             subject = f"{rule.model} / {task} / {figure}"
-            found = self.current.latest_ok(rule.model, task)
+            found = self.current.evidence(rule.model, task)
             if found is None:
                 items.append(_missing(rule, subject, self.current.absence(rule.model, task)))
                 continue
             value = efficiency_figure(found.record, figure)
             if value is None:
-                reason = f"record {found.record.record_id} has no efficiency.{figure}"
-                items.append(_missing(rule, subject, reason))
+                items.append(_missing(rule, subject, _no_figure(found.record, figure)))
                 continue
             items.append((subject, found, value))
         return items
@@ -211,13 +211,12 @@ class _Judge:
         self, rule: MinThroughputRatioRule, subject: str, found: Evidence, value: float
     ) -> Check:
         task = found.record.task.name
-        previous = self.baseline.latest_ok(rule.model, task)
+        previous = self.baseline.evidence(rule.model, task)
         if previous is None:
             return _missing(rule, subject, "baseline: " + self.baseline.absence(rule.model, task))
         before = efficiency_figure(previous.record, rule.metric)
         if before is None:
-            reason = f"the baseline record {previous.record.record_id} has no efficiency.{rule.metric}"
-            return _missing(rule, subject, reason)
+            return _missing(rule, subject, "baseline: " + _no_figure(previous.record, rule.metric))
         ratio = value / before
         detail = (
             f"{format_value(value, 'score')} vs baseline {format_value(before, 'score')} tokens/s "
@@ -258,6 +257,16 @@ def _missing(rule: Rule, subject: str, reason: str) -> Check:
     """No evidence: the rule's `missing` option decides, and fail is the default."""
     prefix = "missing evidence" if rule.missing == "fail" else "skipped (missing: skip)"
     return Check(subject=subject, status=rule.missing, detail=f"{prefix}: {reason}")
+
+
+def _no_figure(record: RunRecord, figure: str) -> str:
+    """Why a record gives no figure: never measured, or stored but not a positive number."""
+    return efficiency_problem(record, figure) or f"record {record.record_id} has no efficiency.{figure}"
+
+
+def _store(query: StoreQuery) -> ResultsStore:
+    assert query.store is not None, "open_store keeps the store"
+    return query.store
 
 
 def _with_notes(detail: str, *evidence: Evidence) -> str:

@@ -14,8 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.errors import SpecError
-from evalkit.specs._validate import validate_located
-from evalkit.specs._yaml import LocatedYaml, load_located_yaml
+from evalkit.specs import LocatedYaml, load_located_yaml, validate_located
 
 OnMissing = Literal["fail", "skip"]
 ThroughputFigure = Literal["prefill_tokens_per_s", "decode_tokens_per_s"]

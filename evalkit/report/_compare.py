@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evalkit.errors import DataError, UnknownNameError
+from evalkit.query import StoreQuery, choose_latest
 from evalkit.report._ranks import RANK_SEED, SampleScores, pooled_comparison
-from evalkit.report._selection import display_names, in_time_order, latest_per_key
 from evalkit.report.stats import ALPHA, PairedComparison, compare_paired
-from evalkit.results.schema import RunRecord
-from evalkit.results.store import ResultsStore
+from evalkit.results import ResultsStore, RunRecord
 
 
 @dataclass(frozen=True)
@@ -63,20 +62,20 @@ class ModelComparison:
     alpha: float = ALPHA
 
 
-def select_records(store: ResultsStore, records: Sequence[RunRecord], name: str) -> Selection:
+def select_records(store: ResultsStore, records: Sequence[RunRecord] | StoreQuery, name: str) -> Selection:
     """Resolve a record id, a run id (or RUN:MODEL) or a model name to records by task name."""
-    ordered = in_time_order(records)
-    by_record = {record.record_id: record for record in ordered}
+    query = records if isinstance(records, StoreQuery) else StoreQuery(records)
+    by_record = {record.record_id: record for record in query.records}
     if name in by_record:
         record = by_record[name]
         if record.status != "ok":
             raise DataError(f"record {name} ({_what(record)}) is a failed run: {record.error or '?'}")
         return Selection(name, f"record {name} ({_what(record)})", {record.task.name: record}, store)
-    run_ids = {record.run_id for record in ordered}
+    run_ids = {record.run_id for record in query.records}
     run_id, _, model = name.partition(":")
     if run_id in run_ids and (model or name == run_id):
-        return _select_run(store, ordered, run_id, model or None)
-    return _select_model(store, ordered, name)
+        return _select_run(store, query, run_id, model or None)
+    return _select_model(store, query, name)
 
 
 def compare_models(
@@ -141,11 +140,9 @@ def _compare_task(
     return TaskComparison(record_a.task.name, metric, record_a, record_b, *counts, None, problem)
 
 
-def _select_run(
-    store: ResultsStore, ordered: Sequence[RunRecord], run_id: str, model: str | None
-) -> Selection:
-    in_run = [record for record in ordered if record.run_id == run_id and record.status == "ok"]
-    names = display_names(ordered)
+def _select_run(store: ResultsStore, query: StoreQuery, run_id: str, model: str | None) -> Selection:
+    names = query.names
+    in_run = [record for record in query.records if record.run_id == run_id and record.status == "ok"]
     models = sorted({names[record.model.fingerprint] for record in in_run})
     if model is not None:
         if model not in models and model not in {record.model.name for record in in_run}:
@@ -159,25 +156,24 @@ def _select_run(
             f"run {run_id} holds records of {len(models)} models ({', '.join(models)}); "
             f"name one as {run_id}:{models[0]}"
         )
-    latest = latest_per_key(in_run, lambda record: record.task.name)
+    # The shared rule, applied within the run: its latest ok record per task.
+    latest = [choice.record for choice in choose_latest(in_run)]
     label = f"run {run_id} ({models[0]})"
     return Selection(run_id if model is None else f"{run_id}:{model}", label, _by_task(latest), store)
 
 
-def _select_model(store: ResultsStore, ordered: Sequence[RunRecord], name: str) -> Selection:
-    names = display_names(ordered)
-    matching = [r for r in ordered if name in (r.model.name, names[r.model.fingerprint])]
-    if not matching:
-        known = {record.model.name for record in ordered} | set(names.values())
+def _select_model(store: ResultsStore, query: StoreQuery, name: str) -> Selection:
+    fingerprints = query.fingerprints_named(name)
+    if not fingerprints:
+        known = {record.model.name for record in query.records} | set(query.names.values())
         raise UnknownNameError("model, run or record id", name, known)
-    fingerprints = sorted({names[record.model.fingerprint] for record in matching})
-    if len(fingerprints) > 1:
-        raise DataError(f"{name!r} names {len(fingerprints)} models; use one of {', '.join(fingerprints)}")
-    ok = [record for record in matching if record.status == "ok"]
-    if not ok:
+    shown = sorted(query.names[fp] for fp in fingerprints)
+    if len(shown) > 1:
+        raise DataError(f"{name!r} names {len(shown)} models; use one of {', '.join(shown)}")
+    latest = query.latest_of_model(fingerprints[0])
+    if not latest:
         raise DataError(f"model {name} has no successful records")
-    latest = latest_per_key(ok, lambda record: record.task.name)
-    return Selection(name, f"{fingerprints[0]} (latest per task)", _by_task(latest), store)
+    return Selection(name, f"{shown[0]} (latest per task)", _by_task(latest), store)
 
 
 def _by_task(records: Sequence[RunRecord]) -> dict[str, RunRecord]:

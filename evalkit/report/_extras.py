@@ -13,8 +13,9 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 
+from evalkit.query import efficiency_figure
 from evalkit.report.stats import pareto_front
-from evalkit.results.schema import RunRecord
+from evalkit.results import RunRecord
 
 PEAK_MEMORY = "peak_memory_bytes"
 LATENCY = "time_per_output_token_s"
@@ -29,9 +30,9 @@ def efficiency_values(records: Iterable[RunRecord]) -> dict[str, float]:
     collected: dict[str, list[float]] = {}
     for record in records:
         for key in EFFICIENCY_COLUMNS:
-            value = (record.efficiency or {}).get(key)
-            if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-                collected.setdefault(key, []).append(float(value))
+            value = efficiency_figure(record, key)
+            if value is not None:
+                collected.setdefault(key, []).append(value)
     return {
         key: max(values) if key == PEAK_MEMORY else float(statistics.median(values))
         for key, values in collected.items()

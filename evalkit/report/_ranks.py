@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 
 from evalkit.errors import DataError
 from evalkit.report.stats import ALPHA, PairedComparison, _scores_by_id, compare_paired, tie_group_ranks
-from evalkit.results.schema import RunRecord
-from evalkit.results.store import ResultsStore
+from evalkit.results import ResultsStore, RunRecord
 
 RANK_SEED = 0  # ranks must not change between two views of the same store
 _MAX_TIES = 10  # tie explanations listed in the notes

@@ -5,9 +5,10 @@ choose what a row shows. The rules, so that a reader can trust a number:
 
 * only ``status == "ok"`` records are scored; failed runs are returned beside the table
   (:func:`error_rows`) so they are never silently dropped;
-* by default the latest record (by ``finished_at``) per (model fingerprint, task fingerprint)
-  counts; if one model has several *task* fingerprints for one task name (say, runs with
-  different ``--limit``), the latest one is shown and a note says so;
+* by default the result per (model fingerprint, task name) is the one every view shows
+  (:func:`evalkit.query.choose_latest`: the latest ``ok`` record by ``finished_at``); if one
+  model has several *task* fingerprints for one task name (say, runs with different
+  ``--limit``), the latest one is shown and a note says so;
 * ``tasks`` (e.g. a suite's task names) restricts the columns, and so the mean, to those tasks;
 * each task contributes its primary metric; ``mean`` averages only bounded metrics
   (fractions such as accuracy), because a perplexity of 12 cannot be averaged with 45 %;
@@ -44,12 +45,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from evalkit.query import Choice, StoreQuery, choose_latest, duplicate_note, interval
 from evalkit.report import _extras
 from evalkit.report._ranks import compute_ranks
-from evalkit.report._selection import display_names, in_time_order, latest_per_key, latest_per_task_name
-from evalkit.report.stats import Z95, chance_normalized
-from evalkit.results.schema import MetricValue, RunRecord
-from evalkit.results.store import ResultsStore
+from evalkit.report.stats import chance_normalized
+from evalkit.results import MetricValue, ResultsStore, RunRecord
 
 # Fixed columns, before the per-metric ones; history mode inserts HISTORY_COLUMNS after "model".
 MODEL_COLUMNS = ("model", "fingerprint", "family", "parameters", "quantization", "bytes_on_disk")
@@ -65,6 +65,8 @@ CI_HIGH_SUFFIX = ":ci_high"
 NORM_SUFFIX = ":norm"
 RANK_SUFFIX = ":rank"
 EFFICIENCY_COLUMNS = _extras.EFFICIENCY_COLUMNS
+PEAK_MEMORY = _extras.PEAK_MEMORY
+LATENCY = _extras.LATENCY
 LONG_CONTEXT_SUFFIX = _extras.LONG_CONTEXT_SUFFIX
 PARETO_MEMORY = _extras.PARETO_MEMORY
 PARETO_LATENCY = _extras.PARETO_LATENCY
@@ -121,7 +123,9 @@ class _Row:
     shown: dict[str, RunRecord] = field(default_factory=dict)  # metric label -> record shown there
 
 
-def leaderboard_frame(records: Iterable[RunRecord], *, keep_history: bool = False) -> pd.DataFrame:
+def leaderboard_frame(
+    records: Iterable[RunRecord] | StoreQuery, *, keep_history: bool = False
+) -> pd.DataFrame:
     """One row per model (per model × run with ``keep_history``), sorted by ``mean`` descending.
 
     Columns: ``model`` (display name, fingerprint-suffixed when two models share a name),
@@ -136,7 +140,7 @@ def leaderboard_frame(records: Iterable[RunRecord], *, keep_history: bool = Fals
 
 
 def build_leaderboard(
-    records: Iterable[RunRecord],
+    records: Iterable[RunRecord] | StoreQuery,
     *,
     keep_history: bool = False,
     tasks: Collection[str] | None = None,
@@ -154,27 +158,21 @@ def build_leaderboard(
     """
     if ranks and store is None:
         raise ValueError("ranks=True needs the store the records came from, to read per-sample logs")
-    ordered = in_time_order(records)
-    names = display_names(ordered)  # from every record, so a name reads the same in each suite
-    if tasks is not None:
-        wanted = set(tasks)
-        ordered = [record for record in ordered if record.task.name in wanted]
-    ok = [record for record in ordered if record.status == "ok"]
-    if not keep_history:
-        ok = latest_per_key(ok, lambda r: (r.model.fingerprint, r.task.fingerprint))
-
-    groups: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
-    for record in ok:
-        groups[(record.model.fingerprint, record.run_id if keep_history else "")].append(record)
+    query = records if isinstance(records, StoreQuery) else StoreQuery(records)
+    names = query.names  # from every record, so a name reads the same in each suite
+    wanted = set(tasks) if tasks is not None else None
 
     notes: list[str] = []
     rows: list[_Row] = []
     cells_by_label: dict[str, list[tuple[MetricValue, RunRecord]]] = defaultdict(list)
-    for (_, run_id), group in groups.items():
-        chosen = latest_per_task_name(
-            group, names[group[-1].model.fingerprint], run_id if keep_history else None, notes
-        )
-        row = _model_row(group[-1], names, keep_history, run_id)  # groups keep time order
+    for (fingerprint, run_id), choices in _groups(query, wanted, keep_history).items():
+        name = names[fingerprint]
+        for choice in choices:
+            note = duplicate_note(choice, name, run_id if keep_history else None)
+            if note is not None:
+                notes.append(note)
+        chosen = [choice.record for choice in choices]
+        row = _model_row(chosen[-1], names, keep_history, run_id)  # choices keep time order
         for record in chosen:
             value = record.metrics.get(record.task.primary_metric)
             if value is None:
@@ -213,7 +211,7 @@ def build_leaderboard(
         frame=_to_frame(rows, columns, keep_history, ranks, efficiency, long_context, pareto),
         columns=columns,
         notes=tuple(notes),
-        errors=error_rows(ordered, keep_history=keep_history),
+        errors=error_rows(query, keep_history=keep_history, tasks=wanted),
         keep_history=keep_history,
         ranked=ranks,
         efficiency_columns=efficiency,
@@ -223,20 +221,26 @@ def build_leaderboard(
     )
 
 
-def error_rows(records: Iterable[RunRecord], *, keep_history: bool = False) -> pd.DataFrame:
-    """Failed runs, one row each, oldest first.
+def error_rows(
+    records: Iterable[RunRecord] | StoreQuery,
+    *,
+    keep_history: bool = False,
+    tasks: Collection[str] | None = None,
+) -> pd.DataFrame:
+    """Failed runs, one row each, oldest first (only of ``tasks``, when given).
 
     By default only failures that are still current are listed: an error record followed by a
     later ``ok`` record for the same model and task name was fixed by a rerun and would only be
     noise. ``keep_history=True`` lists every error record.
     """
-    ordered = in_time_order(records)
-    names = display_names(ordered)
+    query = records if isinstance(records, StoreQuery) else StoreQuery(records)
+    names = query.names
     if keep_history:
-        failed = [record for record in ordered if record.status == "error"]
+        failed = [record for record in query.records if record.status == "error"]
     else:
-        latest = latest_per_key(ordered, lambda r: (r.model.fingerprint, r.task.name))
-        failed = [record for record in latest if record.status == "error"]
+        failed = query.current_failures()
+    if tasks is not None:
+        failed = [record for record in failed if record.task.name in tasks]
     rows = [
         {
             "model": names[record.model.fingerprint],
@@ -252,6 +256,30 @@ def error_rows(records: Iterable[RunRecord], *, keep_history: bool = False) -> p
 
 
 # -- rows ----------------------------------------------------------------------------------------
+
+
+def _groups(
+    query: StoreQuery, tasks: Collection[str] | None, keep_history: bool
+) -> dict[tuple[str, str], list[Choice]]:
+    """(model fingerprint, run id or "") -> the results a row shows, in time order.
+
+    A row is a model under the shared rule; with ``keep_history`` it is a model's run, and the
+    same rule applies within the run.
+    """
+    groups: dict[tuple[str, str], list[Choice]] = defaultdict(list)
+    if keep_history:
+        runs: dict[tuple[str, str], list[RunRecord]] = defaultdict(list)
+        for record in query.records:
+            if tasks is None or record.task.name in tasks:
+                runs[(record.model.fingerprint, record.run_id)].append(record)
+        for key, group in runs.items():
+            if choices := choose_latest(group):
+                groups[key] = choices
+        return groups
+    for choice in query.choices():
+        if tasks is None or choice.record.task.name in tasks:
+            groups[(choice.record.model.fingerprint, "")].append(choice)
+    return groups
 
 
 def _model_row(latest: RunRecord, names: dict[str, str], keep_history: bool, run_id: str) -> _Row:
@@ -270,12 +298,7 @@ def _model_row(latest: RunRecord, names: dict[str, str], keep_history: bool, run
 
 
 def _metric_cells(label: str, value: MetricValue, normalized: bool) -> dict[str, object]:
-    if value.ci95 is not None:
-        low, high = value.ci95
-    elif value.stderr is not None:
-        low, high = value.value - Z95 * value.stderr, value.value + Z95 * value.stderr
-    else:
-        low = high = math.nan
+    low, high = interval(value) or (math.nan, math.nan)
     cells: dict[str, object] = {
         label: value.value,
         label + STDERR_SUFFIX: math.nan if value.stderr is None else value.stderr,

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from evalkit.errors import DataError
+from evalkit.query import Z95
 
 if TYPE_CHECKING:
-    from evalkit.results.schema import RunRecord
-    from evalkit.results.store import ResultsStore
+    from evalkit.results import ResultsStore, RunRecord
 
 __all__ = [
     "ALPHA",
+    "Z95",
     "PairedComparison",
     "chance_normalized",
     "compare_paired",
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 ALPHA = 0.05  # significance level used for ranks and verdicts
-Z95 = 1.959963984540054
 _BOOTSTRAP_CHUNK_DRAWS = 2_000_000  # indices drawn per chunk: bounds memory at ~16 MB whatever n is
 
 

@@ -14,8 +14,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from evalkit.errors import DataError
-from evalkit.results.schema import RunRecord
-from evalkit.results.store import ResultsStore
+from evalkit.results import ResultsStore, RunRecord
 from evalkit.site._data import SiteData
 from evalkit.site._index import index_page
 from evalkit.site._model_page import model_page

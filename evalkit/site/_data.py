@@ -10,15 +10,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evalkit.report._plot_data import display_names, in_time_order, latest_ok
-from evalkit.results.schema import RunRecord
-from evalkit.results.store import ResultsStore
+from evalkit.query import StoreQuery, variant_groups
+from evalkit.results import ResultsStore, RunRecord
 from evalkit.site._html import plot_block, slug
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from evalkit.report.leaderboard import Leaderboard
+    from evalkit.report import Leaderboard
 
 
 @dataclass
@@ -26,6 +25,7 @@ class SiteData:
     records: list[RunRecord]  # in time order
     store: ResultsStore
     board: Leaderboard
+    query: StoreQuery  # which record counts: the rule the leaderboard, plots and gate share
     names: dict[str, str] = field(default_factory=dict)  # model fingerprint -> display name
     latest: dict[tuple[str, str], RunRecord] = field(default_factory=dict)  # (fingerprint, task) -> latest ok
     by_model: dict[str, list[RunRecord]] = field(default_factory=dict)
@@ -35,20 +35,21 @@ class SiteData:
     sample_files: dict[tuple[str, str], str] = field(default_factory=dict)  # (fingerprint, task) -> path
     problems: list[str] = field(default_factory=list)  # unreadable sample logs met while building
     leaderboard_rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # fingerprint -> frame row
-    _latest_by_model: dict[str, list[RunRecord]] = field(default_factory=dict)
-    _latest_by_task: dict[str, list[RunRecord]] = field(default_factory=dict)
+    variant_groups: dict[str, list[str]] = field(default_factory=dict)  # reference -> its variants
 
     @classmethod
     def collect(cls, records: list[RunRecord], store: ResultsStore, *, ranks: bool = True) -> SiteData:
         """Index ``records``; ``ranks`` adds the leaderboard's tie-group ranks (reads sample logs)."""
         from evalkit.report import build_leaderboard
 
-        ordered = in_time_order(records)
-        board = build_leaderboard(ordered, ranks=ranks, store=store if ranks else None)
-        data = cls(records=ordered, store=store, board=board)
+        query = StoreQuery(records, store=store)
+        ordered = list(query.records)
+        board = build_leaderboard(query, ranks=ranks, store=store if ranks else None)
+        data = cls(records=ordered, store=store, board=board, query=query)
         data.leaderboard_rows = {str(row["fingerprint"]): row for row in board.frame.to_dict("records")}
-        data.names = display_names(ordered)
-        data.latest = latest_ok(ordered)
+        data.names = query.names
+        data.latest = query.latest_ok()
+        data.variant_groups = variant_groups(ordered)
         by_model: dict[str, list[RunRecord]] = defaultdict(list)
         by_task: dict[str, list[RunRecord]] = defaultdict(list)
         for record in ordered:
@@ -62,25 +63,20 @@ class SiteData:
             if record.samples_file is not None:
                 name = f"{slug(data.names[fingerprint], fingerprint)}--{slug(task)}"
                 data.sample_files[(fingerprint, task)] = f"samples/{name}.html"
-        for (fingerprint, _task), record in sorted(data.latest.items()):
-            data._latest_by_model.setdefault(fingerprint, []).append(record)  # sorted by task name
-        for fingerprint in data.by_model:
-            for record in data._latest_by_model.get(fingerprint, []):
-                data._latest_by_task.setdefault(record.task.name, []).append(record)  # in model order
         return data
 
     def latest_of_model(self, fingerprint: str) -> list[RunRecord]:
-        """The model's latest successful record per task, by task name."""
-        return self._latest_by_model.get(fingerprint, [])
+        """The model's result per task (the shared rule), by task name."""
+        return self.query.latest_of_model(fingerprint)
 
     def latest_of_task(self, task: str) -> list[RunRecord]:
-        """Each model's latest successful record of the task, in model order."""
-        return self._latest_by_task.get(task, [])
+        """Each model's result on the task (the shared rule), in model order."""
+        return self.query.latest_of_task(task)
 
 
 def embed(figure: go.Figure, div_id: str, caption: str = "") -> str:
     """A figure as a site plot block (or its note, when it has nothing to show)."""
-    from evalkit.report.plots import figure_json, figure_note
+    from evalkit.plots import figure_json, figure_note
 
     note = figure_note(figure)
     return plot_block(None if note is not None else figure_json(figure), div_id, note, caption)

@@ -34,7 +34,7 @@ def esc(value: object) -> str:
 
 def script_json(text: str) -> str:
     """JSON text made safe inside ``<script>`` (the same escaping the plots use)."""
-    from evalkit.report.plots import escape_for_script
+    from evalkit.plots import escape_for_script
 
     return escape_for_script(text)
 

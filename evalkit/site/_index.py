@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from evalkit.query import decode_curve
 from evalkit.report import leaderboard as lb
 from evalkit.site._data import SiteData, embed
 from evalkit.site._html import (
@@ -199,7 +200,7 @@ def _float(value: Any) -> float | None:
 
 def _legend(data: SiteData) -> str:
     """The leaderboard's own legend (the wording `evalkit leaderboard` prints), as a list."""
-    from evalkit.report._cells import legend
+    from evalkit.report import legend
 
     entries = "".join(f"<dt>{esc(name)}</dt><dd>{esc(text)}</dd>" for name, text in legend(data.board, True))
     return (
@@ -238,7 +239,7 @@ def _failures(data: SiteData) -> str:
 
 
 def _plots(data: SiteData) -> str:
-    from evalkit.report import plots
+    from evalkit import plots
 
     records = data.records
     blocks = [
@@ -248,9 +249,9 @@ def _plots(data: SiteData) -> str:
     ]
     if any(record.long_context is not None for record in data.latest.values()):
         blocks.append(embed(plots.context_scores(records, names=data.names), "plot-context"))
-    if any(plots.decode_curve(record) for record in data.latest.values()):
+    if any(decode_curve(record) for record in data.latest.values()):
         blocks.append(embed(plots.efficiency_curves(records, names=data.names), "plot-efficiency"))
-    if plots.variant_groups(records):
+    if data.variant_groups:
         blocks.append(
             embed(plots.quantization_deltas(records, data.store, names=data.names), "plot-quantization")
         )

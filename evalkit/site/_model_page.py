@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from evalkit.report._plot_data import interval, primary
-from evalkit.results.schema import MetricValue, RunRecord
+from evalkit.query import decode_curve, interval, primary_metric
+from evalkit.results import MetricValue, RunRecord
 from evalkit.site._data import SiteData, embed, relative
 from evalkit.site._html import (
     Cell,
@@ -27,7 +27,7 @@ _MAX_ERROR_CHARS = 500
 
 
 def model_page(data: SiteData, fingerprint: str) -> Page:
-    from evalkit.report import plots
+    from evalkit import plots
 
     records = data.by_model[fingerprint]
     latest = data.latest_of_model(fingerprint)
@@ -74,7 +74,7 @@ def model_page(data: SiteData, fingerprint: str) -> Page:
             f'<p class="note">{len(with_context) - MAX_HEATMAPS} more long-context tasks: '
             "see their task pages.</p>\n"
         )
-    if any(plots.decode_curve(record) for record in latest):
+    if any(decode_curve(record) for record in latest):
         body.append(embed(plots.efficiency_curves(subset, names=data.names), "plot-model-efficiency"))
     body.append(_provenance(records))
     return Page(data.model_files[fingerprint], page(f"Model {name}", "".join(body), depth=1, plots=True))
@@ -103,7 +103,7 @@ def _standing(data: SiteData, fingerprint: str) -> str:
 def _results_table(data: SiteData, latest: list[RunRecord]) -> str:
     rows = []
     for record in latest:
-        metric = primary(record)
+        metric = primary_metric(record)
         key = (record.model.fingerprint, record.task.name)
         samples = data.sample_files.get(key)
         rows.append(
@@ -167,9 +167,7 @@ def _failures(data: SiteData, records: list[RunRecord]) -> str:
     rows = []
     for record in reversed(failed):
         message = (record.error or "(no message recorded)").strip()[:_MAX_ERROR_CHARS]
-        superseded = (record.model.fingerprint, record.task.name) in data.latest and (
-            data.latest[(record.model.fingerprint, record.task.name)].finished_at >= record.finished_at
-        )
+        superseded = data.query.rerun_succeeded(record)
         rows.append(
             [
                 link_cell(record.task.name, relative(data.task_files[record.task.name], 1)),
@@ -184,17 +182,18 @@ def _failures(data: SiteData, records: list[RunRecord]) -> str:
 
 
 def _variants(data: SiteData, fingerprint: str) -> str:
-    """Same parameters and architecture, other precision: the comparison a quantizer needs."""
-    from evalkit.report import plots
+    """The model's variant group (its full-precision reference and the other precisions), if any.
 
-    model = data.by_model[fingerprint][-1].model
-    siblings = [
-        fp
-        for fp, records in data.by_model.items()
-        if fp != fingerprint
-        and records[-1].model.parameters == model.parameters
-        and records[-1].model.architecture == model.architecture
-    ]
+    Grouped as the quantization plot and the leaderboard's variants table group them
+    (:func:`evalkit.query.variant_groups`), so the three never pair models differently.
+    """
+    from evalkit import plots
+
+    members: list[str] = []
+    for reference, variants in data.variant_groups.items():
+        if fingerprint == reference or fingerprint in variants:
+            members = [reference, *variants]
+    siblings = [fp for fp in members if fp != fingerprint]
     if not siblings:
         return ""
     rows = []
@@ -212,7 +211,8 @@ def _variants(data: SiteData, fingerprint: str) -> str:
     figure = plots.quantization_deltas(group, data.store, names=data.names)
     return (
         "<h2>Variants</h2>\n"
-        "<p>Models with the same parameter count and architecture at another precision.</p>\n"
+        "<p>Models of the same size and family at another precision, and their full-precision "
+        "reference.</p>\n"
         + table(["model", "dtype", "quantization", "size on disk"], rows, table_id="variants-table")
         + embed(figure, "plot-model-quantization")
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from evalkit.results.schema import RunRecord, SampleLog
+from evalkit.results import RunRecord, SampleLog
 from evalkit.site._data import SiteData, relative
 from evalkit.site._html import Cell, Page, clip, esc, facts_list, number_cell, page, table, text_cell
 

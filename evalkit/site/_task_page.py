@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.results.schema import RunRecord
+from evalkit.results import RunRecord
 from evalkit.site._data import SiteData, embed, relative
 from evalkit.site._html import Page, esc, facts_list, link_cell, page, table, text_cell
 from evalkit.site._model_page import MAX_HEATMAPS, _others, _value_cells
@@ -15,7 +15,7 @@ _MAX_ERROR_CHARS = 500
 
 
 def task_page(data: SiteData, task: str) -> Page:
-    from evalkit.report import plots
+    from evalkit import plots
 
     records = data.by_task[task]
     latest = data.latest_of_task(task)

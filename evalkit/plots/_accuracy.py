@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evalkit.report._plot_data import display_names, interval, latest_ok, primary
-from evalkit.report._plot_style import (
+from evalkit.plots._style import (
     base_layout,
     cap_note,
     horizontal_line,
@@ -15,7 +14,8 @@ from evalkit.report._plot_style import (
     note_figure,
     plot_text,
 )
-from evalkit.results.schema import MetricValue, RunRecord
+from evalkit.query import StoreQuery, interval, primary_metric
+from evalkit.results import MetricValue, RunRecord
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -47,13 +47,14 @@ def accuracy_bars(
     shown as %) are drawn, since a perplexity shares no axis with an accuracy. ``names``
     (fingerprint -> label) keeps labels equal to the leaderboard's when ``records`` is a subset.
     """
-    names = dict(names) if names is not None else display_names(records)
+    query = StoreQuery(records)
+    names = dict(names) if names is not None else query.names
     chosen = [
         record
-        for record in latest_ok(records).values()
+        for record in query.latest_ok().values()
         if (tasks is None or record.task.name in tasks)
         and (models is None or matches_model(record, models, names))
-        and primary(record) is not None
+        and primary_metric(record) is not None
     ]
     task_names = sorted({record.task.name for record in chosen})
     if not task_names:
@@ -65,7 +66,7 @@ def accuracy_bars(
 
 def _one_task(chosen: list[RunRecord], names: dict[str, str], max_models: int) -> go.Figure:
     metric_name = chosen[0].task.primary_metric
-    values = [(record, value) for record in chosen if (value := primary(record)) is not None]
+    values = [(record, value) for record in chosen if (value := primary_metric(record)) is not None]
     bounded = all(value.bounded for _, value in values)
     sign = -1.0 if values[0][1].higher_is_better else 1.0  # best first
     values.sort(key=lambda item: (sign * item[1].value, names[item[0].model.fingerprint]))
@@ -96,7 +97,7 @@ def _grouped(chosen: list[RunRecord], names: dict[str, str], max_models: int, ma
     by_model: dict[str, dict[str, RunRecord]] = {}
     skipped: set[str] = set()
     for record in chosen:
-        value = primary(record)
+        value = primary_metric(record)
         if value is None or not value.bounded:
             skipped.add(record.task.name)
             continue
@@ -118,7 +119,7 @@ def _grouped(chosen: list[RunRecord], names: dict[str, str], max_models: int, ma
     traces: list[dict[str, Any]] = []
     for fingerprint in shown_models:
         records = [by_model[fingerprint].get(task) for task in shown_tasks]
-        scored = [(r, value) for r in records if r is not None and (value := primary(r)) is not None]
+        scored = [(r, value) for r in records if r is not None and (value := primary_metric(r)) is not None]
         traces.append(
             _bar_trace(
                 [plot_text(record.task.name) for record, _ in scored],
@@ -159,7 +160,7 @@ def _grouped(chosen: list[RunRecord], names: dict[str, str], max_models: int, ma
 
 
 def _value(record: RunRecord | None) -> float | None:
-    value = primary(record) if record is not None else None
+    value = primary_metric(record) if record is not None else None
     return None if value is None else value.value
 
 
@@ -195,7 +196,7 @@ def _bar_trace(
 def _chance_points(chosen: list[RunRecord], tasks: list[str]) -> list[tuple[str, float]]:
     chance: dict[str, float] = {}
     for record in chosen:
-        value = primary(record)
+        value = primary_metric(record)
         if value is not None and value.chance is not None and record.task.name in tasks:
             chance.setdefault(record.task.name, value.chance)
     return [(task, chance[task]) for task in tasks if task in chance]

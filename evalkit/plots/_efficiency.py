@@ -6,13 +6,10 @@ is beaten by a cheaper one that is at least as accurate.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evalkit.report._extras import PEAK_MEMORY
-from evalkit.report._plot_data import ModelPoint, display_names, in_time_order, tradeoff_points
-from evalkit.report._plot_style import (
+from evalkit.plots._style import (
     COLORS,
     FAMILY_COLORS,
     FAMILY_DASH,
@@ -25,16 +22,16 @@ from evalkit.report._plot_style import (
     note_figure,
     plot_text,
 )
-from evalkit.results.schema import RunRecord
+from evalkit.plots._tradeoff import ModelPoint, tradeoff_points
+from evalkit.query import DecodeCost, StoreQuery, decode_curve
+from evalkit.report import PEAK_MEMORY, Leaderboard, build_leaderboard
+from evalkit.results import RunRecord
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from evalkit.report.leaderboard import Leaderboard
-
 MAX_CURVE_MODELS = 12
 MAX_LABELLED_POINTS = 25  # beyond this, names on the points overlap; hover still shows them
-_CURVES_KEY, _DECODE_KEY = "curves", "decode"
 
 
 def accuracy_vs_memory(records: Sequence[RunRecord], *, board: Leaderboard | None = None) -> go.Figure:
@@ -78,8 +75,6 @@ def accuracy_vs_latency(records: Sequence[RunRecord], *, board: Leaderboard | No
 
 
 def _board(records: Sequence[RunRecord]) -> Leaderboard:
-    from evalkit.report.leaderboard import build_leaderboard
-
     return build_leaderboard(records)
 
 
@@ -144,34 +139,6 @@ def _tradeoff(
     return new_figure(traces, layout)
 
 
-def decode_curve(record: RunRecord) -> list[tuple[int, float | None, float | None]]:
-    """(context length, seconds per output token, peak bytes) from ``efficiency.curves.decode``.
-
-    Malformed entries are dropped rather than failing the whole report: the convention is young.
-    """
-    curves = (record.efficiency or {}).get(_CURVES_KEY)
-    entries = curves.get(_DECODE_KEY) if isinstance(curves, dict) else None
-    if not isinstance(entries, list):
-        return []
-    points = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        length = entry.get("context_length")
-        if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
-            continue
-        points.append(
-            (length, _number(entry.get("time_per_output_token_s")), _number(entry.get("peak_memory_bytes")))
-        )
-    return sorted(points)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def efficiency_curves(
     records: Sequence[RunRecord],
     *,
@@ -184,10 +151,12 @@ def efficiency_curves(
     Line style follows the model family, because the point of the plot is that a state-space
     model's cost stays flat with context while a transformer's grows.
     """
-    names = names if names is not None else display_names(records)
-    latest: dict[str, tuple[RunRecord, list[tuple[int, float | None, float | None]]]] = {}
-    for record in in_time_order(records):
-        curve = decode_curve(record) if record.status == "ok" else []
+    query = StoreQuery(records)
+    names = names if names is not None else query.names
+    # Per model, its latest result that carries a decode curve (an efficiency task's, in practice).
+    latest: dict[str, tuple[RunRecord, list[DecodeCost]]] = {}
+    for record in query.latest_ok().values():
+        curve = decode_curve(record)
         fingerprint = record.model.fingerprint
         if curve and (models is None or {fingerprint, names[fingerprint], record.model.name} & set(models)):
             latest[fingerprint] = (record, curve)
@@ -207,7 +176,7 @@ def efficiency_curves(
             "mode": "lines+markers",
             "name": plot_text(f"{names[fingerprint]} ({family})"),
             "legendgroup": fingerprint,  # one legend click hides both panels' lines
-            "x": [length for length, _, _ in curve],
+            "x": [point.context_length for point in curve],
             # One colour per model in both panels; the dash says the family.
             "line": {
                 "dash": FAMILY_DASH.get(family, "solid"),
@@ -218,7 +187,7 @@ def efficiency_curves(
         traces.append(
             {
                 **common,
-                "y": [None if t is None else t * 1000.0 for _, t, _ in curve],
+                "y": [_times_1000(point.time_per_output_token_s) for point in curve],
                 "hovertemplate": "%{x} tokens: %{y:.2f} ms/token<extra>%{fullData.name}</extra>",
             }
         )
@@ -228,12 +197,12 @@ def efficiency_curves(
                 "xaxis": "x2",
                 "yaxis": "y2",
                 "showlegend": False,
-                "y": [None if m is None else mebibytes(m) for _, _, m in curve],
+                "y": [_mebibytes(point.peak_memory_bytes) for point in curve],
                 "hovertemplate": "%{x} tokens: %{y:.0f} MiB<extra>%{fullData.name}</extra>",
             }
         )
     grid = "#e5e5e5"
-    ticks = length_ticks([length for fp in shown for length, _, _ in latest[fp][1]])
+    ticks = length_ticks([point.context_length for fp in shown for point in latest[fp][1]])
     layout = base_layout(
         plot_text(title),
         subtitle=cap_note(len(shown), len(order), "models"),
@@ -254,3 +223,11 @@ def efficiency_curves(
         },
     )
     return new_figure(traces, layout)
+
+
+def _times_1000(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000.0
+
+
+def _mebibytes(size: float | None) -> float | None:
+    return None if size is None else mebibytes(size)

@@ -1,4 +1,4 @@
-"""Which records a view shows: time order, the latest per key, and display names for models."""
+"""Time order and display names: the two facts every view needs before it chooses anything."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from evalkit.errors import DataError
-from evalkit.results.schema import RunRecord
+from evalkit.results import RunRecord
 
 MIN_SUFFIX = 8  # fingerprint characters shown when two models share a display name
 
@@ -19,6 +19,7 @@ def in_time_order(records: Iterable[RunRecord]) -> list[RunRecord]:
 
 
 def finished_time(record: RunRecord) -> datetime:
+    """``finished_at`` as an aware time; a record whose time cannot be read is a DataError."""
     try:
         moment = datetime.fromisoformat(record.finished_at)
     except ValueError:
@@ -38,31 +39,7 @@ def latest_per_key(ordered: Sequence[RunRecord], key: Callable[[RunRecord], Hash
     return list(latest.values())
 
 
-def latest_per_task_name(
-    group: Sequence[RunRecord], name: str, run_id: str | None, notes: list[str]
-) -> list[RunRecord]:
-    by_task: dict[str, list[RunRecord]] = defaultdict(list)
-    for record in group:
-        by_task[record.task.name].append(record)
-    chosen = []
-    for task_name, candidates in by_task.items():
-        latest = candidates[-1]
-        chosen.append(latest)
-        if len(candidates) == 1:
-            continue
-        versions = len({record.task.fingerprint for record in candidates})
-        shown = f"showing the latest (finished {latest.finished_at}, {latest.task.num_samples} samples)"
-        if versions > 1:
-            notes.append(
-                f"{name}: {task_name} was evaluated on {versions} different task versions "
-                f"(other samples or spec, e.g. another --limit); {shown}"
-            )
-        else:
-            notes.append(f"{name} (run {run_id}): {task_name} was evaluated {len(candidates)} times; {shown}")
-    return chosen
-
-
-def display_names(records: Sequence[RunRecord]) -> dict[str, str]:
+def display_names(records: Iterable[RunRecord]) -> dict[str, str]:
     """Model fingerprint -> display name; a fingerprint prefix tells apart models sharing a name."""
     fingerprints_by_name: dict[str, set[str]] = defaultdict(set)
     for record in records:

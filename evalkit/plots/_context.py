@@ -6,8 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import EvalkitError
-from evalkit.report._plot_data import display_names, latest_ok
-from evalkit.report._plot_style import (
+from evalkit.plots._style import (
     base_layout,
     cap_note,
     horizontal_line,
@@ -17,7 +16,8 @@ from evalkit.report._plot_style import (
     plot_text,
     short_length,
 )
-from evalkit.results.schema import LongContextMatrix, RunRecord
+from evalkit.query import StoreQuery
+from evalkit.results import LongContextMatrix, RunRecord
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -34,9 +34,10 @@ def long_context_records(
     names: Mapping[str, str] | None = None,
 ) -> list[RunRecord]:
     """The latest successful records that carry a matrix, filtered by model (name or fingerprint)."""
-    names = names if names is not None else display_names(records)
+    query = StoreQuery(records)
+    names = names if names is not None else query.names
     chosen = []
-    for record in latest_ok(records).values():
+    for record in query.latest_ok().values():
         if record.long_context is None or (task is not None and record.task.name != task):
             continue
         aliases = {record.model.fingerprint, record.model.name, names[record.model.fingerprint]}
@@ -56,14 +57,14 @@ def needle_heatmap(
     candidates = long_context_records(records, models=None if model is None else [model], task=task)
     if not candidates:
         return note_figure("Needle in a haystack", "no record with a long-context matrix matches")
+    names = StoreQuery(records).names
     if len(candidates) > 1:
-        names = display_names(records)
         listed = ", ".join(f"{names[r.model.fingerprint]}/{r.task.name}" for r in candidates[:8])
         raise EvalkitError(
             f"{len(candidates)} long-context records match; choose a model and a task ({listed})"
         )
     record = candidates[0]
-    return heatmap_of(record, display_names(records)[record.model.fingerprint])
+    return heatmap_of(record, names[record.model.fingerprint])
 
 
 def heatmap_of(record: RunRecord, model_name: str) -> go.Figure:
@@ -126,7 +127,7 @@ def context_scores(
     names: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Mean score over depths at each prompt length, one line per model, with the threshold line."""
-    names = names if names is not None else display_names(records)
+    names = names if names is not None else StoreQuery(records).names
     candidates = long_context_records(records, models=models, task=task, names=names)
     chosen = [record for record in candidates if _well_formed(_matrix(record))]
     title = "Score vs context length" + (f": {task}" if task else "")

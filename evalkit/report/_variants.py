@@ -1,0 +1,121 @@
+"""Each quantized variant's accuracy change against its full-precision reference, and its text form.
+
+Which model is a variant of which reference is store logic (:func:`evalkit.query.variant_groups`);
+the change and its interval are statistics, here. When both per-sample logs are in the store and
+share samples, the interval is the paired one `evalkit compare` reports (far tighter: the two runs
+saw the same questions); otherwise it combines the two standard errors. The leaderboard's
+variants table and the quantization plot are both built on :func:`variant_deltas`, so they agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from evalkit.errors import DataError
+from evalkit.query import StoreQuery, primary_metric, variant_groups
+from evalkit.report.stats import Z95, PairedComparison, compare_paired, paired_scores
+from evalkit.results import ResultsStore, RunRecord
+
+
+@dataclass(frozen=True)
+class VariantDelta:
+    variant: str  # fingerprint
+    reference: str  # fingerprint
+    task: str
+    delta: float  # variant minus reference, on the metric's own scale
+    low: float | None
+    high: float | None
+    n: int
+    paired: bool
+
+
+def variant_deltas(
+    records: Sequence[RunRecord] | StoreQuery, store: ResultsStore | None = None
+) -> list[VariantDelta]:
+    """Per variant and shared task, the change of the primary metric against the reference."""
+    query = records if isinstance(records, StoreQuery) else StoreQuery(records)
+    latest = query.latest_ok()
+    deltas: list[VariantDelta] = []
+    for reference, variants in sorted(variant_groups(query.records).items()):
+        for variant in variants:
+            tasks = sorted(
+                {t for fp, t in latest if fp == variant} & {t for fp, t in latest if fp == reference}
+            )
+            for task in tasks:
+                delta = _delta(latest[(variant, task)], latest[(reference, task)], store)
+                if delta is not None:
+                    deltas.append(delta)
+    return deltas
+
+
+def _delta(variant: RunRecord, reference: RunRecord, store: ResultsStore | None) -> VariantDelta | None:
+    mine, theirs = primary_metric(variant), primary_metric(reference)
+    metric = variant.task.primary_metric
+    if mine is None or theirs is None or metric != reference.task.primary_metric:
+        return None
+    if not mine.bounded:  # accuracy changes only; speed and memory have their own columns
+        return None
+    base = {
+        "variant": variant.model.fingerprint,
+        "reference": reference.model.fingerprint,
+        "task": variant.task.name,
+    }
+    paired = _paired(variant, reference, store, metric) if store is not None else None
+    if paired is not None:
+        low, high = paired.ci95
+        return VariantDelta(**base, delta=paired.difference, low=low, high=high, n=paired.n, paired=True)
+    delta = mine.value - theirs.value
+    bounds: tuple[float | None, float | None] = (None, None)
+    if mine.stderr is not None and theirs.stderr is not None:
+        half = Z95 * math.hypot(mine.stderr, theirs.stderr)
+        bounds = (delta - half, delta + half)
+    return VariantDelta(
+        **base, delta=delta, low=bounds[0], high=bounds[1], n=min(mine.n, theirs.n), paired=False
+    )
+
+
+def _paired(
+    variant: RunRecord, reference: RunRecord, store: ResultsStore, metric: str
+) -> PairedComparison | None:
+    """The test `evalkit compare` runs (McNemar/Newcombe for 0/1 scores, else a paired bootstrap),
+    or None when a per-sample log is missing or the two runs share no sample."""
+    try:
+        _, reference_scores, variant_scores = paired_scores(store, reference, store, variant, metric)
+    except DataError:
+        return None
+    return compare_paired(reference_scores, variant_scores, metric)  # difference: variant - reference
+
+
+def render_variant_deltas(deltas: Sequence[VariantDelta], names: Mapping[str, str], markdown: bool) -> str:
+    """A table of variant − reference per task, in points for accuracies; '' when there are none."""
+    if not deltas:
+        return ""
+    header = ["variant", "reference", "task", "change", "95% CI", "n", "interval"]
+    rows = [header]
+    for item in deltas:
+        low = "?" if item.low is None else f"{100 * item.low:+.1f}"
+        high = "?" if item.high is None else f"{100 * item.high:+.1f}"
+        rows.append(
+            [
+                names.get(item.variant, item.variant[:12]),
+                names.get(item.reference, item.reference[:12]),
+                item.task,
+                f"{100 * item.delta:+.1f}",
+                f"[{low}, {high}]",
+                str(item.n),
+                "paired" if item.paired else "unpaired",
+            ]
+        )
+    title = "Quantized variants against their reference (primary metric, points; paired = same samples)"
+    if markdown:
+        lines = ["", f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["", title]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join(lines) + "\n"
