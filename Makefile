@@ -25,7 +25,7 @@ STAMP := $(VENV)/.evalkit-installed
 DEMO_MODELS ?= --model smollm2-135m --model gemma3-270m --model llamacpp:smollm2-135m
 RESULTS ?= results
 
-.PHONY: setup demo test lint typecheck unit browser-deps clean
+.PHONY: setup demo test lint imports docs typecheck unit browser-deps clean
 
 setup: $(STAMP)
 
@@ -45,9 +45,18 @@ demo: setup
 	$(BIN)/evalkit run $(DEMO_MODELS) --suite long-context-quick --results $(RESULTS)
 	$(BIN)/evalkit leaderboard --results $(RESULTS)
 
-lint: setup
+lint: setup imports
 	$(BIN)/ruff check evalkit tests benchmarks
 	$(BIN)/ruff format --check evalkit tests benchmarks
+	$(BIN)/cog --check --check-fail-msg "run 'make docs' and commit README.md" README.md
+
+# The layering contracts in pyproject.toml's [tool.importlinter] (imports inside functions count too).
+imports: setup
+	$(BIN)/lint-imports
+
+# Regenerates README.md's command reference from the CLI's own --help.
+docs: setup
+	$(BIN)/cog -r README.md
 
 typecheck: setup
 	$(BIN)/mypy evalkit

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from evalkit.kinds import get_kind
 from evalkit.sources import LoadedDocuments, load_documents
 from evalkit.sources._files import locate, read_mirror
 from evalkit.sources._load import _canonical as canonical
@@ -248,7 +249,9 @@ def test_prompts_equal_lm_eval_prompts(name: str, catalogue: Catalogue) -> None:
     mirror = task.dataset.fewshot_mirrors[0] if task.dataset.fewshot_mirrors else task.dataset.mirrors[0]
     rows = raw_rows(task, mirror, 5)
     theirs = lm_eval_requests(LM_EVAL_CONFIGS[name], rows)
-    ours = [our_requests(task, document) for document in canonical(task, rows)]  # the loader's own path
+    kind = get_kind(task.kind)
+    documents = canonical(task, rows, kind.document_problem, kind.uses_prompt)  # the loader's own path
+    ours = [our_requests(task, document) for document in documents]
     assert ours == theirs
 
 
@@ -270,7 +273,7 @@ def test_hellaswag_cleaning_matches_lm_eval_on_tagged_text() -> None:
     pytest.importorskip("lm_eval")
     from lm_eval.tasks.hellaswag.utils import preprocess as lm_eval_clean
 
-    from evalkit.kinds.preprocessors import get_preprocessor
+    from evalkit.sources.preprocessors import get_preprocessor
 
     doc = {
         "activity_label": "Home and Garden",

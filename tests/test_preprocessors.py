@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.errors import UnknownNameError
-from evalkit.kinds.preprocessors import get_preprocessor, list_preprocessors, preprocessor
+from evalkit.errors import SpecError, UnknownNameError
+from evalkit.sources.preprocessors import get_preprocessor, list_preprocessors, preprocessor
 
 BUILTIN = ["arc", "boolq", "hellaswag", "lambada", "mmlu", "openbookqa", "piqa", "sciq", "winogrande"]
 
@@ -21,7 +21,7 @@ def test_unknown_preprocessor_suggests_the_close_name() -> None:
 
 
 def test_registering_a_second_function_under_a_taken_name_fails() -> None:
-    with pytest.raises(ValueError, match="already registered"):
+    with pytest.raises(SpecError, match=r"preprocessor 'arc' is already registered by evalkit"):
 
         @preprocessor("arc")
         def another_arc(doc: dict[str, object]) -> dict[str, object]:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from evalkit.errors import DataError
+from evalkit.kinds import get_kind
 from evalkit.sources import LoadedDocuments, SourceFacts, documents_sha256, load_documents
 from evalkit.specs.task import TaskSpec, load_task_file
 
@@ -232,17 +233,23 @@ def test_empty_file_is_an_error(tmp_path: Path) -> None:
         load_documents(make_task(tmp_path, local("jsonl", "qa.jsonl")))
 
 
+def load_checked_by_kind(task: TaskSpec) -> LoadedDocuments:
+    """As the document executors load: with the kind's own check of every document."""
+    kind = get_kind(task.kind)
+    return load_documents(task, document_problem=kind.document_problem, renders_prompt=kind.uses_prompt)
+
+
 def test_document_missing_what_its_kind_needs(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "tasks" / "qa.jsonl", [{"question": "q", "answers": "not a list"}])
     with pytest.raises(DataError, match=r"demo.yaml: document '0': generate documents need 'answers'"):
-        load_documents(make_task(tmp_path, local("jsonl", "qa.jsonl")))
+        load_checked_by_kind(make_task(tmp_path, local("jsonl", "qa.jsonl")))
 
 
 def test_multiple_choice_gold_out_of_range(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "tasks" / "qa.jsonl", [{"question": "q", "choices": ["a", "b"], "gold": 2}])
     task = make_task(tmp_path, local("jsonl", "qa.jsonl"), kind="multiple_choice")
     with pytest.raises(DataError, match=r"'gold' must be an index into the 2 choices, got 2"):
-        load_documents(task)
+        load_checked_by_kind(task)
 
 
 def test_template_field_typo_is_caught_at_load(tmp_path: Path) -> None:
@@ -381,4 +388,4 @@ def test_only_what_the_kind_renders_is_checked(tmp_path: Path) -> None:
     """Perplexity scores `text` alone, so its (default) template need not fit the documents."""
     write_jsonl(tmp_path / "tasks" / "prose.jsonl", [{"text": "Call me Ishmael."}])
     task = make_task(tmp_path, local("jsonl", "prose.jsonl"), kind="perplexity", template="{query}")
-    assert load_documents(task).documents == [{"text": "Call me Ishmael.", "id": "0"}]
+    assert load_checked_by_kind(task).documents == [{"text": "Call me Ishmael.", "id": "0"}]

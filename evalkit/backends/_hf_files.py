@@ -15,14 +15,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from evalkit.paths import cache_dir
+
 _HASH_CACHE_NAME = "file-hashes.json"
 _CHUNK = 1 << 20
 
 
-def evalkit_cache_dir() -> Path:
-    """`$EVALKIT_CACHE_DIR`, else `~/.cache/evalkit` (created on demand by the callers)."""
-    configured = os.environ.get("EVALKIT_CACHE_DIR")
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "evalkit"
+evalkit_cache_dir = cache_dir  # the name the backends have used; one definition in evalkit.paths
 
 
 def sha256_file(path: Path) -> str:

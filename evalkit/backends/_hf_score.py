@@ -241,13 +241,14 @@ class PairScorer:
         import torch
 
         if not self.gathered_logits:
-            return self.model(input_ids=input_ids, **kwargs).logits[rows, offsets]
+            gathered: torch.Tensor = self.model(input_ids=input_ids, **kwargs).logits[rows, offsets]
+            return gathered
         base = self.model.base_model
         hidden = base(input_ids=input_ids, **kwargs).last_hidden_state[rows, offsets]
         head = self.model.get_output_embeddings()
         if head is None:
             raise TypeError(f"{type(self.model).__name__} has no output embedding")
-        logits = head(hidden)
+        logits: torch.Tensor = head(hidden)
         if self._logit_scale is not None:
             logits = logits * self._logit_scale
         if self._logits_scaling is not None:

@@ -94,7 +94,7 @@ def flops_per_token(model: Any, family: str, context_length: int) -> float:
     """2 × matmul parameters (the input embedding is a lookup) + 4 × context × attention width per
     attention layer (QKᵀ and AV). An SSM's scan is linear in the state and counted in its params."""
     config = model.config
-    params = sum(p.numel() for p in {p.data_ptr(): p for p in model.parameters()}.values())
+    params: int = sum(p.numel() for p in {p.data_ptr(): p for p in model.parameters()}.values())
     embedding, output = model.get_input_embeddings(), model.get_output_embeddings()
     if output is None or output.weight.data_ptr() != embedding.weight.data_ptr():
         params -= embedding.weight.numel()

@@ -65,7 +65,8 @@ class LlamaEngine:
         rows = np.asarray(self.llama.scores[start:stop], dtype=np.float64)
         peak = rows.max(axis=1, keepdims=True)
         log_norm = peak + np.log(np.exp(rows - peak).sum(axis=1, keepdims=True))
-        return rows - log_norm
+        log_probs: np.ndarray = rows - log_norm
+        return log_probs
 
     def score(self, pairs: Sequence[Pair]) -> list[tuple[float, bool]]:
         """(sum of continuation log-probabilities, every continuation token is the argmax) per pair.

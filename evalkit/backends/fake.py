@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pydantic import BaseModel, ConfigDict
 
 from evalkit.backends.base import ModelFacts
+from evalkit.backends.spec import ModelSpec
 from evalkit.requests import (
     GenerateRequest,
     GenerateResult,
@@ -198,3 +199,12 @@ def _bigram_log_probs(seed: int) -> list[list[float]]:
         norm = top + math.log(sum(math.exp(v - top) for v in logits))
         table.append([v - norm for v in logits])
     return table
+
+
+def load_fake(spec: ModelSpec, shown: str) -> FakeBackend:
+    """The `fake` backend's loader (entry point `fake` of group evalkit.backends)."""
+    from evalkit.backends import parse_options
+
+    options = parse_options(FakeOptions, spec, shown)
+    assert isinstance(options, FakeOptions)
+    return FakeBackend(name=shown, options=options)

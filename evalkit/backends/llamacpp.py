@@ -95,16 +95,16 @@ def load_llamacpp(spec: ModelSpec, shown: str) -> LlamaCppBackend:
 
 def gguf_path(target: str, shown: str) -> Path:
     """An alias's GGUF file (located without importing its package), or a path to a .gguf file."""
-    from evalkit.backends.aliases import ALIASES
+    from evalkit.backends import ALIASES, list_aliases
 
-    alias = ALIASES.get(target)
-    if alias is not None:
+    if target in ALIASES:
+        alias = ALIASES.get(target)
         if alias.backend != "gguf":
             raise SpecError(f"--model {shown!r}: alias {target!r} is not a GGUF model")
         return Path(alias.locate())
     path = Path(target).expanduser()
     if not path.is_file():
-        gguf_aliases = sorted(name for name, a in ALIASES.items() if a.backend == "gguf")
+        gguf_aliases = sorted(a.name for a in list_aliases() if a.backend == "gguf")
         raise SpecError(
             f"--model {shown!r}: {target!r} is neither a GGUF alias ({', '.join(gguf_aliases)}) "
             "nor an existing file"

@@ -18,13 +18,16 @@ from pydantic import BaseModel, ConfigDict
 
 from evalkit.errors import SpecError
 
-BACKEND_PREFIXES = {
-    "hf": "transformers",
-    "transformers": "transformers",
-    "gguf": "gguf",
-    "llamacpp": "llamacpp",
-    "fake": "fake",
-}
+# Spellings of a registered backend's name; every registered backend name is its own prefix too.
+PREFIX_SYNONYMS = {"hf": "transformers"}
+
+
+def backend_for_prefix(prefix: str) -> str | None:
+    """The registered backend a spec prefix names (`hf:` → transformers), or None."""
+    from evalkit.registry import names_in
+
+    name = PREFIX_SYNONYMS.get(prefix, prefix)
+    return name if name in names_in("backends") else None
 
 
 class ModelSpec(BaseModel):
@@ -54,10 +57,11 @@ def parse_model_spec(text: str) -> ModelSpec:
             raise SpecError(f"--model {raw!r}: option {key.strip()!r} given twice")
         options[key.strip()] = value.strip()
     prefix, sep, rest = head.partition(":")
-    if sep and prefix in BACKEND_PREFIXES and not _looks_like_windows_drive(prefix):
+    backend = backend_for_prefix(prefix) if sep and not _looks_like_windows_drive(prefix) else None
+    if backend is not None:
         if not rest and prefix != "fake":
             raise SpecError(f"--model {raw!r}: nothing after {prefix + ':'!r}")
-        return ModelSpec(text=raw, backend=BACKEND_PREFIXES[prefix], target=rest, options=options)
+        return ModelSpec(text=raw, backend=backend, target=rest, options=options)
     if head == "fake":
         return ModelSpec(text=raw, backend="fake", target="", options=options)
     return ModelSpec(text=raw, backend="alias", target=head, options=options)

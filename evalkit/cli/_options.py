@@ -9,6 +9,10 @@ from typing import Any
 import click
 
 DEFAULT_RESULTS = Path("results")
+# Every command's own settings, not only the root group's: click caches a command's help option the
+# first time it is built, so a command invoked on its own (tests, scripts) would otherwise keep
+# `--help` alone and `evalkit CMD -h` would depend on what ran before in the process.
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 
 
 def results_option(

@@ -12,6 +12,7 @@ import sys
 import click
 
 from evalkit import __version__
+from evalkit.cli._options import CONTEXT_SETTINGS
 from evalkit.errors import EvalkitError
 
 # command name -> (module, attribute, one-line help shown by `evalkit --help`)
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "plot": ("evalkit.cli.plot", "plot", "Export one plot of stored results as a standalone HTML file."),
     "compare": ("evalkit.cli.compare", "compare", "Compare two models task by task with paired tests."),
     "gate": ("evalkit.cli.gate", "gate", "Check stored results against a CI gate policy (exit 0/1/2)."),
+    "plugins": ("evalkit.cli.plugins", "plugins", "List registered task kinds, backends, aliases, ..."),
 }
 
 
@@ -58,7 +60,7 @@ class LazyGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="evalkit")
 def cli() -> None:
     """Evaluate small language models on accuracy, long context and efficiency.

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
+from evalkit.cli._options import CONTEXT_SETTINGS
 
-@click.group()
+
+@click.group(context_settings=CONTEXT_SETTINGS)
 def models() -> None:
     """List built-in model aliases and the model spec syntax."""
 
 
-@models.command("list")
+@models.command("list", context_settings=CONTEXT_SETTINGS)
 def list_models() -> None:
     """Each alias, what it is, and where its weights come from (or how to install them)."""
     from evalkit.backends import list_aliases

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 
-from evalkit.cli._options import results_option
+from evalkit.cli._options import CONTEXT_SETTINGS, results_option
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--model",
     "-m",
@@ -24,7 +25,13 @@ from evalkit.cli._options import results_option
 )
 @click.option("--suite", "-s", default=None, help="A named suite of tasks, e.g. quick.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N samples per task.")
-@click.option("--seed", type=int, default=None, help="Few-shot sampling seed (default: each task's own).")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="The seed of each task's randomness: few-shot sampling, long-context generators, efficiency "
+    "prompts (default: each task's own). The record says the seed each task used.",
+)
 @click.option("--num-fewshot", type=click.IntRange(min=0), default=None, help="Override few-shot count.")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=16, show_default=True)
 @results_option("Results folder to append run records to.")
@@ -54,7 +61,7 @@ def run(
     results_dir: Path,
     no_cache: bool,
     task_dir: tuple[Path, ...],
-    beyond_window: str | None,
+    beyond_window: Literal["skip", "run"] | None,
     quiet: bool,
 ) -> None:
     """Evaluate every MODEL on every task and store one record per pair.

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.base import Backend
+from evalkit.hub import hub_reachable
 from evalkit.interop._lmeval_convert import (
     convert_metrics,
     docs_sha256,
@@ -28,8 +29,8 @@ from evalkit.interop._lmeval_convert import (
     source_facts,
     task_fingerprint,
 )
-from evalkit.interop._lmeval_tasks import INCLUDE_ENV, PathLike, hub_reachable, include_paths, load_task
-from evalkit.results.schema import MetricValue, SampleLog, TaskFacts
+from evalkit.interop._lmeval_tasks import INCLUDE_ENV, PathLike, include_paths, load_task
+from evalkit.results import MetricValue, SampleLog, TaskFacts
 
 if TYPE_CHECKING:
     from lm_eval.api.task import Task

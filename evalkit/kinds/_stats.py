@@ -1,4 +1,9 @@
-"""Aggregation with standard errors, reusing lm-eval's metric functions where they fit."""
+"""Aggregation with standard errors.
+
+The mean, its standard error and per-document perplexity reproduce lm-eval's `mean`, `mean_stderr` and
+`perplexity` (lm_eval/api/metrics.py) operation for operation, so evalkit's figures equal the ones
+lm-eval reports for the same scores, to the last bit; core scoring need not import lm-eval for that.
+"""
 
 from __future__ import annotations
 
@@ -10,29 +15,41 @@ from evalkit.results.schema import MetricValue
 Z95 = 1.959963984540054
 
 
+def mean(values: Sequence[float]) -> float:
+    """Arithmetic mean by a plain left-to-right `sum`, as lm-eval; math.fsum would differ in the last bits."""
+    return float(sum(values)) / len(values)
+
+
+def sample_stddev(values: Sequence[float]) -> float:
+    """Standard deviation with Bessel's correction (n - 1); needs two values or more."""
+    mu = mean(values)
+    return math.sqrt(sum((x - mu) ** 2 for x in values) / (len(values) - 1))
+
+
+def mean_stderr(values: Sequence[float]) -> float:
+    """Standard error of the mean: sample standard deviation / sqrt(n)."""
+    return sample_stddev(values) / math.sqrt(len(values))
+
+
 def mean_metric(
     values: Sequence[float], *, higher_is_better: bool = True, bounded: bool = True
 ) -> MetricValue:
     """Mean with lm-eval's standard error (sample std / sqrt(n)) and a normal 95% interval."""
-    from lm_eval.api.metrics import mean, mean_stderr
-
     n = len(values)
     if n == 0:
         return MetricValue(
             value=math.nan, stderr=None, ci95=None, n=0, higher_is_better=higher_is_better, bounded=bounded
         )
-    value = float(mean(list(values)))
-    stderr = float(mean_stderr(list(values))) if n > 1 else None
+    value = mean(values)
+    stderr = mean_stderr(values) if n > 1 else None
     return _with_interval(value, stderr, n, higher_is_better, bounded)
 
 
 def exp_of_negative_mean(logprobs: Sequence[float]) -> MetricValue:
     """Perplexity as lm-eval defines it per document, exp(-mean logprob); stderr by the delta method."""
-    from lm_eval.api.metrics import mean_stderr, perplexity
-
     n = len(logprobs)
-    value = float(perplexity(list(logprobs)))
-    stderr = value * float(mean_stderr(list(logprobs))) if n > 1 else None
+    value = math.exp(-mean(logprobs))
+    stderr = value * mean_stderr(logprobs) if n > 1 else None
     return _with_interval(value, stderr, n, higher_is_better=False, bounded=False)
 
 

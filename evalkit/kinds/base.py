@@ -46,3 +46,12 @@ class TaskKind(Protocol):
     def fewshot_answer(self, task: TaskSpec, doc: dict[str, Any]) -> str:
         """The gold answer text that follows a few-shot example's query."""
         ...
+
+    def document_problem(self, doc: dict[str, Any]) -> str | None:
+        """What a canonical document lacks for this kind (checked on every document at load), or None."""
+        ...
+
+
+def is_strings(value: object) -> bool:
+    """A non-empty list of strings."""
+    return isinstance(value, list) and bool(value) and all(isinstance(item, str) for item in value)

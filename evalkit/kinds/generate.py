@@ -9,7 +9,7 @@ from typing import Any
 
 from evalkit.errors import DataError, SpecError
 from evalkit.kinds._stats import mean_metric
-from evalkit.kinds.base import PreparedSample, SampleScore
+from evalkit.kinds.base import PreparedSample, SampleScore, is_strings
 from evalkit.requests import GenerateRequest, GenerateResult, Result
 from evalkit.results.schema import MetricValue
 from evalkit.specs.task import AnswerSpec, TaskSpec
@@ -44,6 +44,11 @@ class Generate:
 
     def aggregate(self, scores: Sequence[SampleScore], metrics: Sequence[str]) -> dict[str, MetricValue]:
         return {m: mean_metric([s.scores[m] for s in scores]) for m in metrics}
+
+    def document_problem(self, doc: dict[str, Any]) -> str | None:
+        if not is_strings(doc.get("answers")):
+            return "generate documents need 'answers', a non-empty list of strings"
+        return None
 
     def fewshot_answer(self, task: TaskSpec, doc: dict[str, Any]) -> str:
         return _answers(task, doc)[0]

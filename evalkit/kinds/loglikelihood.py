@@ -42,6 +42,11 @@ class Loglikelihood:
                 out[metric] = exp_of_negative_mean([s.scores["logprob"] for s in scores])
         return out
 
+    def document_problem(self, doc: dict[str, Any]) -> str | None:
+        if not isinstance(doc.get("target"), str):
+            return "loglikelihood documents need 'target', a string"
+        return None
+
     def fewshot_answer(self, task: TaskSpec, doc: dict[str, Any]) -> str:
         return _target(task, doc)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from evalkit.errors import DataError
 from evalkit.kinds._stats import mean_metric
-from evalkit.kinds.base import PreparedSample, SampleScore
+from evalkit.kinds.base import PreparedSample, SampleScore, is_strings
 from evalkit.requests import LoglikelihoodRequest, LoglikelihoodResult, Result
 from evalkit.results.schema import MetricValue
 from evalkit.specs.task import TaskSpec
@@ -58,6 +58,18 @@ class MultipleChoice:
             m: mean_metric([s.scores[m] for s in scores]).model_copy(update={"chance": chance})
             for m in metrics
         }
+
+    def document_problem(self, doc: dict[str, Any]) -> str | None:
+        choices, gold = doc.get("choices"), doc.get("gold")
+        if not is_strings(choices):
+            return "multiple_choice documents need 'choices', a non-empty list of strings"
+        assert isinstance(choices, list)
+        if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(choices):
+            return f"'gold' must be an index into the {len(choices)} choices, got {gold!r}"
+        contexts = doc.get("contexts")
+        if contexts is not None and (not is_strings(contexts) or len(contexts) != len(choices)):
+            return "'contexts' must be a list of strings, one per choice"
+        return None
 
     def fewshot_answer(self, task: TaskSpec, doc: dict[str, Any]) -> str:
         choices, gold = _choices_and_gold(task, doc)

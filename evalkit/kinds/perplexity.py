@@ -58,5 +58,10 @@ class Perplexity:
                 out[metric] = bits_per_byte(logprobs, num_bytes)
         return out
 
+    def document_problem(self, doc: dict[str, Any]) -> str | None:
+        if not (isinstance(doc.get("text"), str) and doc["text"]):
+            return "perplexity documents need 'text', a non-empty string"
+        return None
+
     def fewshot_answer(self, task: TaskSpec, doc: dict[str, Any]) -> str:
         return ""

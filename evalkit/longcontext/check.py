@@ -13,8 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from evalkit.errors import SpecError, UnknownNameError, did_you_mean
-from evalkit.specs._yaml import LocatedYaml
-from evalkit.specs.task import LongContextSpec, TaskSpec
+from evalkit.specs import LocatedYaml, LongContextSpec, TaskSpec
 
 TEMPLATE_FIELDS = frozenset({"instruction", "context", "question"})
 

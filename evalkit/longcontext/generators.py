@@ -30,9 +30,9 @@ from typing import Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evalkit.errors import UnknownNameError
 from evalkit.longcontext._types import GeneratorInfo, Layout, Probe, Rendered
 from evalkit.longcontext.haystack import Haystack, NoiseHaystack, word_list
+from evalkit.registry import Registry
 
 ValueType = Literal["words", "numbers", "uuids"]
 UNSEEN_DISTRACTORS = 4  # wrong values never shown in the context, added per probe for ranking
@@ -624,15 +624,24 @@ class FrequentWords:
 # ---------------------------------------------------------------------------------------------
 # Registry
 
-GENERATORS: dict[str, Generator] = {
-    g.info.name: g
-    for g in (Passkey(), Niah(), VariableTracking(), CommonWords(), FrequentWords(), AssociativeRecall())
-}
+# The built-ins, each an entry point of group evalkit.generators in evalkit's pyproject.toml.
+PASSKEY = Passkey()
+NIAH = Niah()
+VARIABLE_TRACKING = VariableTracking()
+COMMON_WORDS = CommonWords()
+FREQUENT_WORDS = FrequentWords()
+ASSOCIATIVE_RECALL = AssociativeRecall()
+
+
+def _is_generator(entry: object) -> bool:
+    return (
+        hasattr(entry, "info") and hasattr(entry, "params_model") and callable(getattr(entry, "layout", None))
+    )
+
+
+GENERATORS: Registry[Generator] = Registry("generator", "generators", check=_is_generator)
 
 
 def get_generator(name: str) -> Generator:
     """The registered generator called `name` (UnknownNameError with suggestions otherwise)."""
-    try:
-        return GENERATORS[name]
-    except KeyError:
-        raise UnknownNameError("generator", name, GENERATORS) from None
+    return GENERATORS.get(name)

@@ -16,11 +16,19 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from evalkit.backends.base import Backend
+from evalkit.backends import Backend
 from evalkit.errors import SpecError
-from evalkit.kinds._stats import mean_metric
+from evalkit.kinds import (
+    RequestServer,
+    RunFacts,
+    TaskOutcome,
+    fingerprint_json,
+    mean_metric,
+    task_facts,
+    task_fingerprint,
+)
 from evalkit.longcontext._types import FitError, Fitted, Probe, Rendered
 from evalkit.longcontext.check import check_template
 from evalkit.longcontext.score import (
@@ -37,12 +45,8 @@ from evalkit.requests import (
     LoglikelihoodResult,
     Request,
 )
-from evalkit.results.schema import DataSourceFacts, LongContextMatrix, MetricValue, SampleLog, TaskFacts
-from evalkit.runner.execute import Cache, execute
-from evalkit.specs.task import LongContextSpec, TaskSpec
-
-if TYPE_CHECKING:
-    from evalkit.runner.task_run import TaskOutcome
+from evalkit.results import LongContextMatrix, MetricValue, SampleLog, SourceFacts
+from evalkit.specs import LongContextSpec, TaskSpec
 
 log = logging.getLogger("evalkit.longcontext")
 
@@ -158,22 +162,14 @@ def run_long_context_task(
     *,
     seed: int | None,
     limit: int | None,
-    cache: Cache,
-    show_progress: bool = True,
+    server: RequestServer,
 ) -> TaskOutcome:
+    """`limit` caps the samples per cell; requests go one prompt at a time (shared prefixes once)."""
     grid = build_grid(backend, spec, seed=seed, limit=limit)
     settings, cells, haystack, identity = grid.settings, grid.cells, grid.haystack, grid.tokenizer
     rows, row_axis, skipped = grid.rows, grid.row_axis, grid.skipped
     flat = [r for c in cells for r in c.requests]
-    results = execute(
-        backend,
-        flat,
-        cache=cache,
-        batch_size=1,
-        description=spec.name,
-        show_progress=show_progress,
-        prefix_reuse=True,
-    )
+    results = server.serve(flat, description=spec.name, prefix_reuse=True, batch_size=1)
     metric_names = GENERATION_METRICS if settings.mode == "generate" else RANKING_METRICS
     logs: list[SampleLog] = []
     cell_scores: list[dict[str, float]] = []
@@ -193,8 +189,6 @@ def run_long_context_task(
     metrics["relative_effective_context_length"] = _length_metric(
         matrix.relative_effective_context_length, len(settings.lengths)
     )
-    from evalkit.runner.task_run import fingerprint_json, task_fingerprint
-
     # The fingerprint names the task version (spec, seed, samples), not one model's prompts: prompts
     # are fitted per tokenizer by design, and models must still compare as scored on the same task.
     # The prompts themselves are hashed into the data source's content_sha256.
@@ -206,15 +200,13 @@ def run_long_context_task(
         for prompt in cell.prompts:
             content.update(prompt.encode("utf-8"))
     haystack_name = haystack.identity if haystack is not None else "none"
-    task = TaskFacts(
-        name=spec.name,
-        kind=spec.kind,
+    task = task_facts(
+        spec,
         fingerprint=task_fingerprint(spec_json, []),
-        spec_file=spec.source_file,
         primary_metric=metric_names[0],
         num_fewshot=0,
         num_samples=len(cells),
-        source=DataSourceFacts(
+        source=SourceFacts(
             origin="synthetic",
             format=f"generator:{settings.generator}",
             location=f"haystack={haystack_name}; seed={grid.seed}; tokenizer={identity}",
@@ -223,9 +215,17 @@ def run_long_context_task(
             content_sha256=content.hexdigest(),
         ),
     )
-    from evalkit.runner.task_run import TaskOutcome
-
-    return TaskOutcome(task, metrics, logs, 0, grid.seed, long_context=matrix)
+    ran = RunFacts(
+        executor=spec.kind,
+        limit=limit,
+        limit_unit="samples_per_cell",
+        seed=grid.seed,
+        batch_size=1,
+        batch_sizes=server.batch_sizes(),
+        num_fewshot=0,
+        num_documents=len(cells),
+    )
+    return TaskOutcome(task, metrics, logs, ran, long_context=matrix)
 
 
 def _rows(settings: LongContextSpec, uses_depth: bool) -> tuple[list[tuple[float | None, Any]], str]:

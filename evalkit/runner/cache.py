@@ -8,18 +8,16 @@ options) means two models, or one model at two dtypes, never share answers.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from evalkit.paths import cache_dir
 from evalkit.requests import Request, Result, result_from_json, result_to_json
-
-CACHE_ENV = "EVALKIT_CACHE_DIR"
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "evalkit")
+    return cache_dir()
 
 
 class ResponseCache:

@@ -6,6 +6,7 @@ the run goes on; bad names and malformed specs fail before any model is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import time
@@ -15,18 +16,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from evalkit import __version__
 from evalkit.backends import Backend, load_model, parse_model_spec, resolve_alias
 from evalkit.errors import EvalkitError
+from evalkit.kinds import (
+    UNAVAILABLE_SOURCE,
+    ExecutionContext,
+    TaskOutcome,
+    executor_for,
+    fingerprint_json,
+)
+from evalkit.results import ResultsStore, RunConfig, RunRecord, SampleLog, TaskFacts
 from evalkit.results.provenance import git_sha, host_facts, library_versions
-from evalkit.results.schema import DataSourceFacts, RunConfig, RunRecord, SampleLog, TaskFacts
-from evalkit.results.store import ResultsStore
 from evalkit.runner.cache import NullCache, ResponseCache
-from evalkit.runner.plan import LMEVAL_PREFIX, TaskSelection, plan_tasks
-from evalkit.runner.task_run import TaskOutcome, fingerprint_json, run_task
-from evalkit.specs.catalogue import Catalogue, default_catalogue
-from evalkit.specs.task import TaskSpec
+from evalkit.runner.execute import CachedServer
+from evalkit.runner.plan import TaskSelection, plan_tasks
+from evalkit.specs import Catalogue, TaskSpec, default_catalogue
 
 log = logging.getLogger("evalkit")
 
@@ -40,7 +47,7 @@ class EvalConfig:
     use_cache: bool = True
     show_progress: bool = True
     results_dir: Path | None = Path("results")  # None: do not store
-    beyond_window: str | None = None  # long_context: "skip" | "run" overrides the tasks' own setting
+    beyond_window: Literal["skip", "run"] | None = None  # long_context: overrides the tasks' own setting
 
 
 @dataclass
@@ -107,43 +114,51 @@ def _run_one(
 ) -> tuple[RunRecord, list[SampleLog] | None, bool]:
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    limit = config.limit if config.limit is not None else selection.limit
-    num_fewshot = config.num_fewshot if config.num_fewshot is not None else selection.num_fewshot
+    context = ExecutionContext(
+        server=CachedServer(backend, cache, batch_size=config.batch_size, show_progress=config.show_progress),
+        limit=config.limit if config.limit is not None else selection.limit,
+        num_fewshot=config.num_fewshot if config.num_fewshot is not None else selection.num_fewshot,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        show_progress=config.show_progress,
+        beyond_window=config.beyond_window,
+    )
     facts = backend.describe()
     outcome: TaskOutcome | None = None
     error: str | None = None
     input_error = False
     try:
-        if selection.is_lmeval:
-            from evalkit.interop.lmeval import run_lmeval_task
-
-            lm = run_lmeval_task(
-                backend,
-                selection.name[len(LMEVAL_PREFIX) :],
-                limit=limit,
-                num_fewshot=num_fewshot,
-                seed=config.seed if config.seed is not None else 1234,
-                batch_size=config.batch_size,
-            )
-            outcome = TaskOutcome(lm.task, lm.metrics, lm.samples, lm.task.num_fewshot, config.seed or 1234)
-        else:
-            outcome = run_task(
-                backend,
-                _with_beyond_window(selection.resolve(catalogue), config.beyond_window),
-                limit=limit,
-                num_fewshot=num_fewshot,
-                seed=config.seed,
-                batch_size=config.batch_size,
-                cache=cache,
-                show_progress=config.show_progress,
-            )
+        spec = selection.spec if selection.spec is not None else selection.resolve(catalogue)
+        outcome = executor_for(spec).run(backend, spec, context)
     except EvalkitError as exc:
         error, input_error = str(exc), True
     except Exception as exc:  # one broken task must not end the run (e.g. out of memory)
         log.debug("task %s failed", selection.name, exc_info=True)
         error = f"{type(exc).__name__}: {exc} [{_where(exc)}]"
     finished = datetime.now(UTC)
-    task_facts = outcome.task if outcome is not None else _failed_task_facts(selection, catalogue)
+    if outcome is not None:
+        ran = outcome.ran
+        run_config = RunConfig(
+            executor=ran.executor,
+            limit=ran.limit,
+            limit_unit=ran.limit_unit,
+            seed=ran.seed,
+            batch_size=ran.batch_size,
+            batch_sizes=list(ran.batch_sizes),
+            num_fewshot=ran.num_fewshot,
+            num_documents=ran.num_documents,
+            chat_template=facts.chat_template,
+        )
+    else:  # nothing ran: the record states what was asked for
+        run_config = RunConfig(
+            executor=_kind_of(selection, catalogue),
+            limit=context.limit,
+            seed=context.seed,
+            batch_size=context.batch_size,
+            num_fewshot=context.num_fewshot or 0,
+            num_documents=0,
+            chat_template=facts.chat_template,
+        )
     record = RunRecord(
         record_id=uuid.uuid4().hex,
         run_id=run_id,
@@ -153,14 +168,8 @@ def _run_one(
         evalkit_version=__version__,
         git_sha=git_sha(),
         model=facts,
-        task=task_facts,
-        config=RunConfig(
-            limit=limit,
-            seed=outcome.seed if outcome is not None else (config.seed or 0),
-            batch_size=config.batch_size,
-            num_fewshot=outcome.num_fewshot if outcome is not None else (num_fewshot or 0),
-            chat_template=facts.chat_template,
-        ),
+        task=outcome.task if outcome is not None else _failed_task_facts(selection, catalogue),
+        config=run_config,
         metrics=outcome.metrics if outcome is not None else {},
         efficiency=outcome.efficiency if outcome is not None else None,
         long_context=outcome.long_context if outcome is not None else None,
@@ -172,34 +181,35 @@ def _run_one(
     return record, (outcome.samples if outcome is not None else None), input_error
 
 
-def _with_beyond_window(spec: TaskSpec, beyond_window: str | None) -> TaskSpec:
-    if beyond_window is None or spec.long_context is None:
-        return spec
-    grid = spec.long_context.model_copy(update={"beyond_window": beyond_window})
-    return spec.model_copy(update={"long_context": grid})
+def _resolved(selection: TaskSelection, catalogue: Catalogue) -> TaskSpec | None:
+    try:
+        return selection.spec if selection.spec is not None else selection.resolve(catalogue)
+    except EvalkitError:
+        return None
+
+
+def _kind_of(selection: TaskSelection, catalogue: Catalogue) -> str:
+    spec = _resolved(selection, catalogue)
+    return spec.kind if spec is not None else ""
 
 
 def _failed_task_facts(selection: TaskSelection, catalogue: Catalogue) -> TaskFacts:
     """Task facts for an error record: as much as is known without the data."""
-    kind, spec_file, primary, spec_json = "lmeval", None, "", selection.name
-    if not selection.is_lmeval:
-        try:
-            spec = catalogue.task(selection.name)
-            kind, spec_file, spec_json = spec.kind, spec.source_file, fingerprint_json(spec)
-            primary = (spec.metrics or [""])[0]
-        except EvalkitError:
-            pass
+    spec = _resolved(selection, catalogue)
+    primary, spec_json = "", selection.name
+    if spec is not None:
+        spec_json = fingerprint_json(spec)
+        with contextlib.suppress(EvalkitError):  # an error record needs no primary metric
+            primary = (executor_for(spec).metrics(spec) or [""])[0]
     return TaskFacts(
         name=selection.name,
-        kind=kind,
+        kind=spec.kind if spec is not None else "",
         fingerprint=hashlib.sha256(spec_json.encode()).hexdigest(),
-        spec_file=spec_file,
+        spec_file=spec.source_file if spec is not None else None,
         primary_metric=primary,
         num_fewshot=selection.num_fewshot or 0,
         num_samples=0,
-        source=DataSourceFacts(
-            origin="unavailable", format="", location="", split="", num_documents=0, content_sha256=""
-        ),
+        source=UNAVAILABLE_SOURCE,
     )
 
 

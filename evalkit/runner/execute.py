@@ -1,4 +1,9 @@
-"""Serving a task's requests: cache lookup, de-duplication, length-sorted chunks, progress."""
+"""Serving a task's requests: cache lookup, de-duplication, length-sorted chunks, progress.
+
+`CachedServer` is what the runner hands an executor (`evalkit.kinds.RequestServer`): it answers
+requests for one model through the response cache and remembers the batch sizes it really used,
+so the record can say them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from evalkit.backends.base import Backend
+from evalkit.backends import Backend
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, Request, Result, RollingRequest
 
 # Requests are sent in chunks so that progress advances and finished work reaches the
@@ -22,6 +27,37 @@ class Cache(Protocol):
     def put_many(self, model: str, items: list[tuple[Request, Result]]) -> None: ...
 
 
+class CachedServer:
+    """Answers one model's requests through the cache; see `execute`."""
+
+    def __init__(self, backend: Backend, cache: Cache, *, batch_size: int, show_progress: bool) -> None:
+        self.backend, self.cache = backend, cache
+        self.batch_size, self.show_progress = batch_size, show_progress
+        self._used: set[int] = set()
+
+    def serve(
+        self,
+        requests: Sequence[Request],
+        *,
+        description: str = "",
+        prefix_reuse: bool = False,
+        batch_size: int | None = None,
+    ) -> list[Result]:
+        return execute(
+            self.backend,
+            requests,
+            cache=self.cache,
+            batch_size=self.batch_size if batch_size is None else batch_size,
+            description=description,
+            show_progress=self.show_progress,
+            prefix_reuse=prefix_reuse,
+            used_batch_sizes=self._used,
+        )
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        return tuple(sorted(self._used))
+
+
 def execute(
     backend: Backend,
     requests: Sequence[Request],
@@ -31,12 +67,15 @@ def execute(
     description: str = "",
     show_progress: bool = True,
     prefix_reuse: bool = False,
+    used_batch_sizes: set[int] | None = None,
 ) -> list[Result]:
     """Answer every request (in order), computing each distinct request at most once.
 
     `prefix_reuse` (long-context tasks) sends generate and loglikelihood requests to a backend's
     `PrefixReuse` methods when it has them: shared prefixes are computed once and contexts are never
     truncated. Those results are cached apart from the plain path's (which truncates like lm-eval).
+    `used_batch_sizes` collects the batch sizes requests were sent with (prefix reuse walks one
+    prompt at a time: 1); requests answered from the cache add nothing.
     """
     from evalkit.backends.capabilities import PrefixReuse
 
@@ -53,6 +92,9 @@ def execute(
     try:
         for kind, chunk in _chunks(todo):
             results = _dispatch(backend, kind, chunk, batch_size, reuse)
+            if used_batch_sizes is not None:
+                shared = reuse and kind in (LoglikelihoodRequest, GenerateRequest)
+                used_batch_sizes.add(1 if shared else batch_size)
             cache.put_many(fingerprint, list(zip(chunk, results, strict=True)))
             for request, result in zip(chunk, results, strict=True):
                 known[request.cache_key()] = result
@@ -121,7 +163,7 @@ class _Progress(Protocol):
 def _progress(total: int, description: str, enabled: bool) -> _Progress:
     from tqdm import tqdm
 
-    return tqdm(
+    progress: _Progress = tqdm(
         total=total,
         desc=description,
         unit="req",
@@ -130,3 +172,4 @@ def _progress(total: int, description: str, enabled: bool) -> _Progress:
         dynamic_ncols=True,
         leave=False,
     )
+    return progress

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from evalkit.errors import SpecError
-from evalkit.longcontext.check import with_grid
-from evalkit.specs.catalogue import Catalogue
-from evalkit.specs.task import TaskSpec
+from evalkit.kinds import check_task
+from evalkit.specs import Catalogue, TaskSpec
 
 LMEVAL_PREFIX = "lmeval:"
 
@@ -22,10 +21,27 @@ class TaskSelection:
     depths: list[float] | None = None
     params: dict[str, Any] | None = None
     sweep: list[int] | None = None
+    spec: TaskSpec | None = None  # the resolved, checked spec (set by plan_tasks)
 
     def resolve(self, catalogue: Catalogue) -> TaskSpec:
-        """The catalogue task with this entry's grid overrides applied (long_context tasks)."""
-        return with_grid(catalogue.task(self.name), self.lengths, self.depths, self.params, self.sweep)
+        """The task as it will run: an `lmeval:` task, or the catalogue task with this entry's
+        grid overrides applied (long_context tasks), checked by its kind's executor."""
+        if self.is_lmeval:
+            try:
+                return TaskSpec(name=self.name, kind="lmeval")
+            except ValueError:
+                raise SpecError(f"--tasks: {self.name!r} is not a valid lm-eval task name") from None
+        spec = catalogue.task(self.name)
+        if self.has_grid_overrides:
+            from evalkit.longcontext import with_grid
+
+            spec = with_grid(spec, self.lengths, self.depths, self.params, self.sweep)
+        check_task(spec)
+        return spec
+
+    @property
+    def has_grid_overrides(self) -> bool:
+        return any(v is not None for v in (self.lengths, self.depths, self.params, self.sweep))
 
     @property
     def is_lmeval(self) -> bool:
@@ -52,9 +68,8 @@ def plan_tasks(catalogue: Catalogue, tasks: list[str] | None, suite: str | None)
         if selection.name in seen:
             raise SpecError(f"task {selection.name!r} is listed twice")
         seen.add(selection.name)
-        if selection.is_lmeval:
-            if not selection.name[len(LMEVAL_PREFIX) :]:
-                raise SpecError("--tasks: 'lmeval:' needs an lm-eval task name, e.g. lmeval:arc_easy")
-            continue
-        selection.resolve(catalogue)  # raises UnknownNameError / SpecError with file:line
-    return selections
+        if selection.is_lmeval and not selection.name[len(LMEVAL_PREFIX) :]:
+            raise SpecError("--tasks: 'lmeval:' needs an lm-eval task name, e.g. lmeval:arc_easy")
+    # Every spec is resolved and checked by its executor now, before any model loads; errors are
+    # UnknownNameError / SpecError with file:line.
+    return [replace(selection, spec=selection.resolve(catalogue)) for selection in selections]

@@ -4,7 +4,19 @@
 the `SourceFacts` that a run records, so every score says exactly which samples it is over.
 """
 
-from evalkit.sources._load import load_documents
-from evalkit.sources._types import LoadedDocuments, SourceFacts, documents_sha256
+from evalkit.sources._load import DocumentCheck, load_documents
+from evalkit.sources._types import Document, LoadedDocuments, SourceFacts, documents_sha256
+from evalkit.sources.preprocessors import PREPROCESSORS, Preprocessor, get_preprocessor, preprocessor
 
-__all__ = ["LoadedDocuments", "SourceFacts", "documents_sha256", "load_documents"]
+__all__ = [
+    "PREPROCESSORS",
+    "Document",
+    "DocumentCheck",
+    "LoadedDocuments",
+    "Preprocessor",
+    "SourceFacts",
+    "documents_sha256",
+    "get_preprocessor",
+    "load_documents",
+    "preprocessor",
+]

@@ -9,6 +9,7 @@ to install.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,33 @@ from evalkit.specs.task import TaskSpec
 _log = logging.getLogger(__name__)
 
 
-def load_documents(task: TaskSpec, role: Role = "eval") -> LoadedDocuments:
+DocumentCheck = Callable[[Document], "str | None"]
+
+
+def load_documents(
+    task: TaskSpec,
+    role: Role = "eval",
+    *,
+    document_problem: DocumentCheck | None = None,
+    renders_prompt: bool = True,
+) -> LoadedDocuments:
     """The task's documents for evaluation or for few-shot examples, preprocessed, in a fixed order.
 
     Few-shot documents come from `fewshot_mirrors` / `fewshot_hub_split`; a task that names
     neither draws its examples from the evaluation documents (the kind leaves out the document
     being asked about).
+
+    `document_problem` is the task kind's check of one canonical document (what it needs, e.g.
+    `choices` and `gold`), and `renders_prompt` whether the kind formats the template over it:
+    both are checked on every document now, so a bad row fails before any model runs.
     """
     spec = task.dataset
     mirrors, hub = list(spec.mirrors), spec.hub
     if role == "fewshot":
         if not spec.fewshot_mirrors and spec.fewshot_hub_split is None:
-            return load_documents(task, "eval")
+            return load_documents(
+                task, "eval", document_problem=document_problem, renders_prompt=renders_prompt
+            )
         mirrors = list(spec.fewshot_mirrors)
         hub = (
             hub.model_copy(update={"split": spec.fewshot_hub_split})
@@ -43,7 +59,7 @@ def load_documents(task: TaskSpec, role: Role = "eval") -> LoadedDocuments:
     if not raw:
         raise DataError(f"{_where(task)}: {facts['location']} holds no documents")
     content_sha256 = documents_sha256(raw)  # before preprocessing, which might change rows in place
-    documents = _canonical(task, raw)
+    documents = _canonical(task, raw, document_problem, renders_prompt)
     if spec.interleave_by:
         documents = _interleave(task, documents, spec.interleave_by)
     source = SourceFacts(**facts, num_documents=len(documents), content_sha256=content_sha256)
@@ -147,13 +163,19 @@ def _where(task: TaskSpec) -> str:
 # --- making documents canonical --------------------------------------------------------------------
 
 
-def _canonical(task: TaskSpec, raw: list[Document]) -> list[Document]:
+def _canonical(
+    task: TaskSpec, raw: list[Document], document_problem: DocumentCheck | None, renders_prompt: bool
+) -> list[Document]:
     """Preprocess, give every document a unique string id, and check it has what its kind needs."""
     preprocess = None
     if task.preprocess is not None:
-        from evalkit.kinds.preprocessors import get_preprocessor
+        from evalkit.errors import SpecError, UnknownNameError
+        from evalkit.sources.preprocessors import get_preprocessor
 
-        preprocess = get_preprocessor(task.preprocess)
+        try:
+            preprocess = get_preprocessor(task.preprocess)
+        except UnknownNameError as exc:
+            raise SpecError(f"{task.where('preprocess')}: {exc}") from None
     documents: list[Document] = []
     seen: dict[str, int] = {}
     for index, row in enumerate(raw):
@@ -173,48 +195,27 @@ def _canonical(task: TaskSpec, raw: list[Document]) -> list[Document]:
             first, name = seen[document["id"]], document["id"]
             raise DataError(f"{_where(task)}: documents {first} and {index} share the id {name!r}")
         seen[document["id"]] = index
-        _check(task, document)
+        _check(task, document, document_problem, renders_prompt)
         documents.append(document)
     return documents
 
 
-def _check(task: TaskSpec, document: Document) -> None:
-    problem = _kind_problem(task.kind, document) or _render_problem(task, document)
+def _check(
+    task: TaskSpec, document: Document, document_problem: DocumentCheck | None, renders_prompt: bool
+) -> None:
+    problem = document_problem(document) if document_problem is not None else None
+    if problem is None and renders_prompt:
+        problem = _render_problem(task, document)
     if problem:
         raise DataError(f"{_where(task)}: document {document['id']!r}: {problem}")
-
-
-def _kind_problem(kind: str, document: Document) -> str | None:
-    def is_strings(value: object) -> bool:
-        return isinstance(value, list) and bool(value) and all(isinstance(item, str) for item in value)
-
-    if kind == "multiple_choice":
-        choices, gold = document.get("choices"), document.get("gold")
-        if not is_strings(choices):
-            return "multiple_choice documents need 'choices', a non-empty list of strings"
-        assert isinstance(choices, list)
-        if not isinstance(gold, int) or isinstance(gold, bool) or not 0 <= gold < len(choices):
-            return f"'gold' must be an index into the {len(choices)} choices, got {gold!r}"
-        contexts = document.get("contexts")
-        if contexts is not None and (not is_strings(contexts) or len(contexts) != len(choices)):
-            return "'contexts' must be a list of strings, one per choice"
-    elif kind == "loglikelihood" and not isinstance(document.get("target"), str):
-        return "loglikelihood documents need 'target', a string"
-    elif kind == "generate" and not is_strings(document.get("answers")):
-        return "generate documents need 'answers', a non-empty list of strings"
-    elif kind == "perplexity" and not (isinstance(document.get("text"), str) and document["text"]):
-        return "perplexity documents need 'text', a non-empty string"
-    return None
 
 
 def _render_problem(task: TaskSpec, document: Document) -> str | None:
     """Render the template and instruction now, so a field name typo fails before any model runs.
 
-    Only what the kind will render is checked: a perplexity document is scored as its `text`
-    alone, and a document with per-choice `contexts` uses them in place of the template.
+    Only what the kind will render is checked (the caller skips kinds that render no template,
+    like perplexity); a document with per-choice `contexts` uses them in place of the template.
     """
-    if task.kind == "perplexity":
-        return None
     parts = [("instruction", task.instruction)]
     if document.get("contexts") is None:
         parts.append(("template", task.template))

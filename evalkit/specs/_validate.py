@@ -56,7 +56,8 @@ def describe_validation_error(model: type[BaseModel], located: LocatedYaml, exc:
                 f"did you mean {hint}?" if hint else f"expected one of {', '.join(known)}"
             )
     else:
-        message = f"{_dotted(path)}: {error['msg']}"
+        # A validator's own message reads as written, without pydantic's "Value error, " label.
+        message = f"{_dotted(path)}: {str(error['msg']).removeprefix('Value error, ')}"
     more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{located.where(path)}: {message}{suffix}"

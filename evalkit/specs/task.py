@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator, model_validator
 
 from evalkit.specs._validate import validate_located
-from evalkit.specs._yaml import load_located_yaml
+from evalkit.specs._yaml import LocatedYaml, load_located_yaml
 from evalkit.specs.dataset import DatasetSpec
 
-KindName = Literal["multiple_choice", "loglikelihood", "generate", "perplexity", "efficiency", "long_context"]
+# A kind names a registered task executor (`evalkit.kinds.EXECUTORS`); which names exist is the
+# registry's business, checked when a run is planned, so a plugin's kind needs no change here.
+KindName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+# Catalogue tasks are file names; `lmeval:NAME` runs lm-eval's task NAME (its own spelling).
+TASK_NAME_PATTERN = r"^([a-z0-9][a-z0-9_.\-]*|lmeval:[A-Za-z0-9][A-Za-z0-9_.\-]*)$"
 
 # RULER's threshold: Llama-2-7B's score at 4k tokens, the bar a length must clear to count as usable.
 RULER_THRESHOLD = 85.6
@@ -117,7 +121,7 @@ class LongContextSpec(BaseModel):
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$")
+    name: str = Field(pattern=TASK_NAME_PATTERN)
     kind: KindName
     summary: str = ""
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)  # empty for the efficiency kind
@@ -139,16 +143,46 @@ class TaskSpec(BaseModel):
     )
 
     source_file: str | None = Field(default=None, exclude=True)
+    _located: LocatedYaml | None = PrivateAttr(default=None)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_is_registered(cls, kind: str) -> str:
+        from evalkit.errors import did_you_mean
+        from evalkit.registry import names_in
+
+        known = names_in("executors")
+        if kind not in known:
+            hint = did_you_mean(kind, known)
+            raise ValueError(
+                f"unknown task kind {kind!r}; "
+                + (f"did you mean {hint}?" if hint else f"known: {', '.join(known)}")
+            )
+        return kind
 
     @model_validator(mode="after")
-    def _efficiency_block_fits_kind(self) -> TaskSpec:
-        if self.efficiency is not None and self.kind != "efficiency":
-            raise ValueError(f"an efficiency block needs kind: efficiency (this task is {self.kind})")
-        if (self.long_context is None) != (self.kind != "long_context"):
-            raise ValueError("kind long_context and a long_context block go together")
-        if self.kind not in ("efficiency", "long_context") and "dataset" not in self.model_fields_set:
-            raise ValueError(f"kind {self.kind} needs a dataset block")
+    def _kind_blocks_fit_kind(self) -> TaskSpec:
+        # A kind-specific block belongs to the kind of the same name; whether a kind *needs* its
+        # block (or a dataset) is its executor's check, run when the task is planned.
+        for block in ("efficiency", "long_context"):
+            if getattr(self, block) is not None and self.kind != block:
+                raise ValueError(f"a {block} block needs kind: {block} (this task is {self.kind})")
         return self
+
+    def where(self, *location: str | int) -> str:
+        """`file:line` of a key path in the task file (the file, or the task name, when unknown)."""
+        if self._located is not None:
+            return self._located.where(tuple(location))
+        return self.source_file or self.name
+
+    @property
+    def located(self) -> LocatedYaml | None:
+        """The parsed task file with the line of every key (None for specs built in code)."""
+        return self._located
+
+    def given(self, field_name: str) -> bool:
+        """Whether the task file (or the code that built the spec) set `field_name` explicitly."""
+        return field_name in self.model_fields_set
 
 
 class SuiteEntry(BaseModel):
@@ -175,13 +209,11 @@ class SuiteSpec(BaseModel):
 
 
 def load_task_file(path: Path) -> TaskSpec:
+    """The task file's spec, shape-checked; its kind's own checks run when a run is planned."""
     located = load_located_yaml(path)
-    spec = validate_located(TaskSpec, located)
-    if spec.long_context is not None:
-        from evalkit.longcontext.check import check_long_context
-
-        check_long_context(spec.long_context, located)
-    return spec.model_copy(update={"source_file": str(path)})
+    spec = validate_located(TaskSpec, located).model_copy(update={"source_file": str(path)})
+    spec._located = located
+    return spec
 
 
 def load_suite_file(path: Path) -> SuiteSpec:

@@ -18,35 +18,30 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from evalkit.errors import UnknownNameError
+from evalkit.registry import Registry
 
 Document = dict[str, Any]
 Preprocessor = Callable[[Document], Document]
 
-_REGISTRY: dict[str, Preprocessor] = {}
+PREPROCESSORS: Registry[Preprocessor] = Registry("preprocessor", "preprocessors", check=callable)
 
 
 def preprocessor(name: str) -> Callable[[Preprocessor], Preprocessor]:
-    """Register `function` under `name`, so a task file can refer to it."""
+    """Register `function` under `name` at run time, so a task file can refer to it.
 
-    def register(function: Preprocessor) -> Preprocessor:
-        if name in _REGISTRY and _REGISTRY[name] is not function:
-            raise ValueError(f"preprocessor {name!r} is already registered by {_REGISTRY[name].__module__}")
-        _REGISTRY[name] = function
-        return function
-
-    return register
+    evalkit's built-ins are declared as entry points (group ``evalkit.preprocessors``) in its
+    pyproject.toml, as an outside package declares its own; this decorator is for code that
+    defines a preprocessor in the running process (a script, a test).
+    """
+    return PREPROCESSORS.register(name)
 
 
 def get_preprocessor(name: str) -> Preprocessor:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("preprocessor", name, _REGISTRY) from None
+    return PREPROCESSORS.get(name)
 
 
 def list_preprocessors() -> list[str]:
-    return sorted(_REGISTRY)
+    return PREPROCESSORS.names()
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -68,7 +63,6 @@ def _lettered_choices(doc: Document, answer_key: str) -> tuple[list[str], int]:
 # --- the built-in benchmarks -----------------------------------------------------------------------
 
 
-@preprocessor("arc")
 def arc(doc: Document) -> Document:
     """ARC-Easy/Challenge: `question`, `choices` (texts), `gold` from `answerKey`.
 
@@ -82,7 +76,6 @@ def arc(doc: Document) -> Document:
     return {**doc, "choices": choices, "gold": gold}
 
 
-@preprocessor("openbookqa")
 def openbookqa(doc: Document) -> Document:
     """OpenBookQA: the bare `question_stem` is the whole prompt (lm-eval), gold from `answerKey`."""
     if "query" in doc:  # OLMES renders "Question: {question_stem}\nAnswer:"
@@ -100,7 +93,6 @@ def _hellaswag_clean(text: str) -> str:
     return text.replace("  ", " ")
 
 
-@preprocessor("hellaswag")
 def hellaswag(doc: Document) -> Document:
     """HellaSwag: `query` = clean(activity_label + ": " + ctx_a + " " + ctx_b.capitalize())."""
     context = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()
@@ -112,13 +104,11 @@ def hellaswag(doc: Document) -> Document:
     }
 
 
-@preprocessor("piqa")
 def piqa(doc: Document) -> Document:
     """PIQA: two solutions to a `goal`."""
     return {**doc, "choices": [doc["sol1"], doc["sol2"]], "gold": int(doc["label"])}
 
 
-@preprocessor("winogrande")
 def winogrande(doc: Document) -> Document:
     """WinoGrande with lm-eval's partial scoring.
 
@@ -139,14 +129,12 @@ def winogrande(doc: Document) -> Document:
     }
 
 
-@preprocessor("boolq")
 def boolq(doc: Document) -> Document:
     """BoolQ: choices ["no", "yes"]; gold from SuperGLUE's `label` or google/boolq's `answer`."""
     gold = int(doc["label"]) if "label" in doc else int(bool(doc["answer"]))
     return {**doc, "choices": ["no", "yes"], "gold": gold}
 
 
-@preprocessor("sciq")
 def sciq(doc: Document) -> Document:
     """SciQ in lm-eval's order: the three distractors, then the correct answer (gold = 3)."""
     return {
@@ -157,7 +145,6 @@ def sciq(doc: Document) -> Document:
     }
 
 
-@preprocessor("lambada")
 def lambada(doc: Document) -> Document:
     """LAMBADA: predict the last word; `context` is the passage without it, `target` the word.
 
@@ -171,7 +158,6 @@ def lambada(doc: Document) -> Document:
     return {**doc, "context": " ".join(words[:-1]), "target": words[-1]}
 
 
-@preprocessor("mmlu")
 def mmlu(doc: Document) -> Document:
     """MMLU in lm-eval's default format: options lettered A-D, the model scores the letter."""
     options = list(doc["choices"])

@@ -1,0 +1,109 @@
+"""The task-executor contract: every task kind is an executor registered by name.
+
+The runner knows no kind by name. For each (model, task) it looks the task's `kind` up in
+`EXECUTORS`, hands the executor the loaded backend, the resolved spec and an `ExecutionContext`
+(the run's options and a `RequestServer` that answers requests through the response cache), and
+stores the `TaskOutcome` it returns. Built-in kinds (multiple_choice, loglikelihood, generate,
+perplexity, long_context, efficiency, lmeval) are registered through entry points in evalkit's
+own `pyproject.toml`, exactly as an outside package registers its own (see docs/plugins.md).
+
+An executor:
+- `check(spec)`: validates its own part of the spec when the run is planned (before any model
+  loads), raising `SpecError` with `spec.where(...)` (file:line);
+- `metrics(spec)`: the metric names it will report, primary first (error records need it too);
+- `describe(spec, count=...)`: a catalogue line (sample count, data source) for `tasks list`;
+- `preview(spec)`: the first sample as sent, for `tasks show`;
+- `run(backend, spec, context)`: does the work and states what ran (`TaskOutcome.ran`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from evalkit.backends import Backend
+from evalkit.errors import SpecError, UnknownNameError
+from evalkit.kinds.outcome import TaskOutcome
+from evalkit.registry import Registry
+from evalkit.requests import Request, Result
+from evalkit.specs import TaskSpec
+
+
+class RequestServer(Protocol):
+    """Answers requests for one model: the runner's cache, de-duplication and batching."""
+
+    def serve(
+        self,
+        requests: Sequence[Request],
+        *,
+        description: str = "",
+        prefix_reuse: bool = False,
+        batch_size: int | None = None,
+    ) -> list[Result]:
+        """Every request's result, in order; each distinct request computed at most once.
+
+        `prefix_reuse`: send to a backend's shared-prefix path when it has one (never truncates).
+        `batch_size`: this call's batch size instead of the run's (None: the run's).
+        """
+        ...
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes requests were sent to the backend with so far (sorted, distinct)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExecutionContext:
+    """The run's options as they reach an executor (`None`: keep the task's own setting)."""
+
+    server: RequestServer
+    limit: int | None = None
+    num_fewshot: int | None = None
+    seed: int | None = None
+    batch_size: int = 16
+    show_progress: bool = True
+    beyond_window: Literal["skip", "run"] | None = None
+
+
+@dataclass(frozen=True)
+class CatalogueLine:
+    samples: str  # a count, or "-" when not counted / not applicable
+    source: str  # where the documents come from, in words
+
+
+@runtime_checkable
+class TaskExecutor(Protocol):
+    name: str
+
+    def check(self, spec: TaskSpec) -> None: ...
+
+    def metrics(self, spec: TaskSpec) -> list[str]: ...
+
+    def describe(self, spec: TaskSpec, *, count: bool) -> CatalogueLine: ...
+
+    def preview(self, spec: TaskSpec) -> list[str]: ...
+
+    def run(self, backend: Backend, spec: TaskSpec, context: ExecutionContext) -> TaskOutcome: ...
+
+
+def _is_executor(entry: object) -> bool:
+    return isinstance(entry, TaskExecutor)
+
+
+EXECUTORS: Registry[TaskExecutor] = Registry("task kind", "executors", check=_is_executor)
+
+
+def executor_for(spec: TaskSpec) -> TaskExecutor:
+    """The executor of `spec.kind`; an unknown kind is an error at the task file's `kind:` line."""
+    try:
+        return EXECUTORS.get(spec.kind)
+    except UnknownNameError as exc:
+        raise SpecError(f"{spec.where('kind')}: {exc}") from None
+
+
+def check_task(spec: TaskSpec) -> TaskExecutor:
+    """Run the kind's own load-time checks; returns its executor."""
+    executor = executor_for(spec)
+    executor.check(spec)
+    return executor
