@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from evalkit.backends import ModelFacts, ModelSpec, parse_options
+from evalkit.backends.fake import ByteTokenizer
 from evalkit.requests import (
     GenerateRequest,
     GenerateResult,
@@ -35,27 +36,16 @@ class UniformOptions(BaseModel):
     vocab: int = 256
 
 
-class _Bytes:
-    def encode(self, text: str) -> list[int]:
-        return list(text.encode("utf-8"))
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return bytes(ids).decode("utf-8", errors="replace")
-
-    def count(self, text: str) -> int:
-        return len(text.encode("utf-8"))
-
-
 class UniformBackend:
     """Every byte equally likely: the chance-level baseline of a byte-level model."""
 
     def __init__(self, name: str, options: UniformOptions) -> None:
         self.name, self.options = name, options
-        self._tokenizer = _Bytes()
+        self._tokenizer = ByteTokenizer()  # evalkit's own UTF-8 byte tokenizer
         self._logp = -math.log(options.vocab)
 
     @property
-    def tokenizer(self) -> _Bytes:
+    def tokenizer(self) -> ByteTokenizer:
         return self._tokenizer
 
     def describe(self) -> ModelFacts:
