@@ -232,3 +232,42 @@ def test_roofline_is_recomputed_from_achieved_rates_and_a_reprobe_only_raises_pe
     )
     assert merged["matmul_flops_per_s"] == {"float32": 7.0, "bfloat16": 9.0}
     assert merged["memory_bytes_per_s"] == 3.0
+
+
+def test_the_matmul_probe_stays_short_where_a_dtype_is_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a CPU without native bf16 one 2048² bfloat16 product took 62 s: the probe must not wait."""
+    import time
+
+    import torch
+
+    from evalkit.efficiency._probe import _matmul_rate
+
+    real = torch.matmul
+
+    def emulated_bf16(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if a.dtype == torch.bfloat16:  # 62 s at 2048², scaling with the cube of the side
+            time.sleep(62.0 * (a.shape[0] / 2048) ** 3)
+        return real(a, b)
+
+    monkeypatch.setattr(torch, "matmul", emulated_bf16)
+    started = time.perf_counter()
+    rate, side = _matmul_rate("bfloat16", 0.5, 2048)
+    assert time.perf_counter() - started < 3.0
+    assert side == 256 and rate > 0
+    _, float32_side = _matmul_rate("float32", 0.5, 2048)
+    assert float32_side >= 512  # an unaffected dtype still grows
+
+
+def test_a_measurement_that_runs_out_of_time_is_a_failure_not_bad_input(tmp_path: Path) -> None:
+    from evalkit.efficiency._engine import MeasurementFailedError
+    from evalkit.runner.evaluate import EvalConfig, evaluate
+    from evalkit.specs import Catalogue
+
+    with pytest.raises(MeasurementFailedError, match="did not finish within 0.01 s"):
+        measure_in_subprocess("fake", TINY.model_copy(update={"timeout_s": 0.01}))
+    (tmp_path / "eff.yaml").write_text("name: eff\nkind: efficiency\nefficiency:\n  timeout_s: 0.01\n")
+    config = EvalConfig(results_dir=tmp_path / "results", show_progress=False)
+    summary = evaluate(["fake"], ["eff"], config=config, catalogue=Catalogue([tmp_path]))
+    (record,) = summary.records
+    assert record.status == "error" and "did not finish within" in (record.error or "")
+    assert summary.exit_code == 1  # the run failed; nothing the user typed was wrong

@@ -11,7 +11,13 @@ Public API:
 torch and psutil are imported inside functions: importing this package is cheap.
 """
 
-from evalkit.efficiency._engine import EfficiencyError, StateSizeProbe, measure_backend, random_tokens
+from evalkit.efficiency._engine import (
+    EfficiencyError,
+    MeasurementFailedError,
+    StateSizeProbe,
+    measure_backend,
+    random_tokens,
+)
 from evalkit.efficiency._isolate import measure_in_subprocess
 from evalkit.efficiency._measure import RepetitionPolicy, Summary, percentile, repeat, summarize
 from evalkit.efficiency._memory import PeakRssSampler
@@ -20,6 +26,7 @@ from evalkit.efficiency._task import EfficiencyOutcome, efficiency_metrics, run_
 
 __all__ = [
     "EfficiencyError",
+    "MeasurementFailedError",
     "EfficiencyOutcome",
     "PeakRssSampler",
     "RepetitionPolicy",

@@ -36,7 +36,15 @@ from evalkit.specs.task import EfficiencySpec
 
 
 class EfficiencyError(EvalkitError):
-    """The model cannot be measured as asked (no timing support, nothing fits its window, child crash)."""
+    """The model cannot be measured as asked (no timing support, nothing fits its window): bad input."""
+
+
+class MeasurementFailedError(RuntimeError):
+    """The measurement itself failed (the child crashed, ran out of time or reported garbage).
+
+    Not an `EvalkitError`: nothing the user typed was wrong, so the task's record says why and
+    the run exits 1, not 2.
+    """
 
 
 @runtime_checkable

@@ -25,12 +25,14 @@ from pydantic import ValidationError
 from evalkit.backends import Backend
 from evalkit.efficiency._engine import (
     EfficiencyError,
+    MeasurementFailedError,
     apply_roofline,
     measure_backend,
     utilisation_exceeds_one,
 )
 from evalkit.efficiency._memory import PeakRssSampler
 from evalkit.efficiency._probe import host_peaks
+from evalkit.errors import EvalkitError
 from evalkit.results import EfficiencyFigures
 from evalkit.specs.task import EfficiencySpec
 
@@ -53,23 +55,24 @@ def measure_in_subprocess(model_spec: str, settings: EfficiencySpec) -> Efficien
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=settings.timeout_s)
         except subprocess.TimeoutExpired:
-            raise EfficiencyError(
+            raise MeasurementFailedError(
                 f"efficiency measurement of {model_spec!r} did not finish within {settings.timeout_s:g} s"
             ) from None
         log.debug("efficiency child stderr:\n%s", done.stderr)
         result = _read_result(result_path)
         if result is None:
             tail = "\n".join(done.stderr.strip().splitlines()[-_STDERR_TAIL_LINES:])
-            raise EfficiencyError(
+            raise MeasurementFailedError(
                 f"efficiency measurement of {model_spec!r} crashed (exit code {done.returncode}) "
                 f"before reporting a result; its last output:\n{tail}"
             )
     if not result.get("ok"):
-        raise EfficiencyError(f"efficiency measurement of {model_spec!r} failed: {result.get('error')}")
+        failed = EfficiencyError if result.get("input_error") else MeasurementFailedError
+        raise failed(f"efficiency measurement of {model_spec!r} failed: {result.get('error')}")
     try:
         return EfficiencyFigures.model_validate(result["efficiency"])
     except ValidationError as exc:  # a child of another evalkit version, or a bug: say which figure
-        raise EfficiencyError(
+        raise MeasurementFailedError(
             f"efficiency measurement of {model_spec!r} reported malformed figures: {exc}"
         ) from None
 
@@ -150,7 +153,11 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # reported to the parent, which makes it the task's error
         frame = traceback.extract_tb(exc.__traceback__)[-1:] or None
         where = f" [{Path(frame[0].filename).name}:{frame[0].lineno}]" if frame else ""
-        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}{where}"}
+        result = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}{where}",
+            "input_error": isinstance(exc, EvalkitError),  # bad input stays exit 2 in the parent
+        }
         traceback.print_exc()
     result_path.write_text(json.dumps(result))
     return 0 if result["ok"] else 1
