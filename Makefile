@@ -24,6 +24,8 @@ LLAMACPP_WHEELS := diskcache llama-cpp-python==0.3.36
 STAMP := $(VENV)/.evalkit-installed
 DEMO_MODELS ?= --model smollm2-135m --model gemma3-270m --model llamacpp:smollm2-135m
 RESULTS ?= results
+# `make demo RUN_FLAGS=--force` measures again the pairs already stored (a rerun skips them).
+RUN_FLAGS ?=
 
 .PHONY: setup demo test lint imports docs typecheck unit browser-deps clean
 
@@ -40,9 +42,9 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/evalkit run $(DEMO_MODELS) --suite quick --results $(RESULTS)
-	$(BIN)/evalkit run $(DEMO_MODELS) --suite efficiency-quick --results $(RESULTS)
-	$(BIN)/evalkit run $(DEMO_MODELS) --suite long-context-quick --results $(RESULTS)
+	$(BIN)/evalkit run $(DEMO_MODELS) --suite quick --results $(RESULTS) $(RUN_FLAGS)
+	$(BIN)/evalkit run $(DEMO_MODELS) --suite efficiency-quick --results $(RESULTS) $(RUN_FLAGS)
+	$(BIN)/evalkit run $(DEMO_MODELS) --suite long-context-quick --results $(RESULTS) $(RUN_FLAGS)
 	$(BIN)/evalkit leaderboard --results $(RESULTS)
 
 lint: setup imports

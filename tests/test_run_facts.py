@@ -61,7 +61,7 @@ def test_a_rerun_from_the_cache_sends_no_batch(
     toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path
 ) -> None:
     run_one(toy_catalogue, "toy_cloze", tmp_path)
-    again = run_one(toy_catalogue, "toy_cloze", tmp_path)
+    again = run_one(toy_catalogue, "toy_cloze", tmp_path, force=True)
     assert again.config.batch_size == 16 and again.config.batch_sizes == []
 
 

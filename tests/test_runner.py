@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -63,9 +64,9 @@ def test_limit_and_task_fingerprint(toy_catalogue: Catalogue, tmp_path: Path, fr
     cut = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, limit=2), catalogue=toy_catalogue).records[0]
     assert cut.task.num_samples == 2 and cut.config.limit == 2
     assert cut.task.fingerprint != full.task.fingerprint
-    again = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, limit=2), catalogue=toy_catalogue).records[
-        0
-    ]
+    again = evaluate(
+        ["fake"], ["toy_mc"], config=config(tmp_path, limit=2, force=True), catalogue=toy_catalogue
+    ).records[0]
     assert again.task.fingerprint == cut.task.fingerprint
 
 
@@ -74,9 +75,9 @@ def test_rerun_is_served_from_the_cache(toy_catalogue: Catalogue, tmp_path: Path
     evaluate([first], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
     assert sum(first.calls.values()) > 0
     second = FakeBackend()
-    rerun = evaluate([second], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
+    rerun = evaluate([second], suite="toy", config=config(tmp_path, force=True), catalogue=toy_catalogue)
     assert sum(second.calls.values()) == 0
-    assert all(r.status == "ok" for r in rerun.records)
+    assert len(rerun.records) == 4 and all(r.status == "ok" for r in rerun.records)
     other_model = FakeBackend(options=__import__("evalkit.backends.fake", fromlist=["x"]).FakeOptions(seed=1))
     evaluate([other_model], ["toy_mc"], config=config(tmp_path), catalogue=toy_catalogue)
     assert other_model.calls["loglikelihood"] > 0  # the cache is keyed by model fingerprint
@@ -180,3 +181,40 @@ def test_chat_template_is_applied_and_recorded(
     assert record.config.chat_template and record.model.chat_template
     samples = ResultsStore(tmp_path / "results").read_samples(record)
     assert samples[0].prompt.startswith("<|user|>")
+
+
+def test_a_rerun_stores_only_the_pairs_that_are_missing(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill-and-rerun rounds leave one record per completed pair (not one per round)."""
+    monkeypatch.setattr("evalkit.runner.execute.CHUNK_SIZE", 4)
+    store = ResultsStore(tmp_path / "results")
+    for budget in (3, 9, 9, 9, 30):  # each round dies when its budget of loglikelihoods runs out
+        with contextlib.suppress(KeyboardInterrupt):
+            evaluate([Flaky(budget)], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
+    first, _ = store.read()
+    assert sorted(r.task.name for r in first) == ["toy_cloze", "toy_gen", "toy_mc", "toy_ppl"]
+
+    again = evaluate([FakeBackend()], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
+    assert again.records == [] and len(again.reused) == 4 and again.exit_code == 0
+    assert store.read()[0] == first  # nothing appended
+
+    other_limit = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, limit=2), catalogue=toy_catalogue)
+    assert len(other_limit.records) == 1  # another request is another pair
+    forced = evaluate(["fake"], ["toy_mc"], config=config(tmp_path, force=True), catalogue=toy_catalogue)
+    assert len(forced.records) == 1 and len(store.read()[0]) == 6
+
+
+def test_the_cli_says_which_pairs_it_skipped(toy_tasks: Path, tmp_path: Path, fresh_cache: Path) -> None:
+    from click.testing import CliRunner
+
+    from evalkit.cli.main import cli
+
+    args = ["run", "-m", "fake", "-t", "toy_mc", "--task-dir", str(toy_tasks), "--results", str(tmp_path)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    second = CliRunner().invoke(cli, args)
+    assert second.exit_code == 0
+    assert "toy_mc" in second.output and "already stored" in second.output and "--force" in second.output
+    forced = CliRunner().invoke(cli, [*args, "--force"])
+    assert forced.exit_code == 0 and "already stored" not in forced.output
+    assert len(ResultsStore(tmp_path).read()[0]) == 2

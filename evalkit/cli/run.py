@@ -49,6 +49,12 @@ from evalkit.cli._options import CONTEXT_SETTINGS, results_option
     help="Long-context cells longer than the model's window: skip them (recorded) or run them "
     "(marked beyond-window) [default: each task's own, skip].",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rerun model x task pairs whose identical record is already stored (by default they are "
+    "skipped, so rerunning an interrupted command finishes it).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run(
     models: tuple[str, ...],
@@ -62,6 +68,7 @@ def run(
     no_cache: bool,
     task_dir: tuple[Path, ...],
     beyond_window: Literal["skip", "run"] | None,
+    force: bool,
     quiet: bool,
 ) -> None:
     """Evaluate every MODEL on every task and store one record per pair.
@@ -72,11 +79,15 @@ def run(
       evalkit run -m smollm2-135m -m gemma3-270m -t arc_easy,hellaswag --limit 100
       evalkit run -m fake -t arc_easy --limit 5 --results /tmp/try
     """
+    from evalkit.errors import StoreWriteError
     from evalkit.results.schema import RunRecord
     from evalkit.runner import EvalConfig, evaluate
     from evalkit.specs import default_catalogue
 
+    stored: list[RunRecord] = []  # evaluate() reports a record only once the store holds it whole
+
     def report(record: RunRecord) -> None:
+        stored.append(record)
         if record.status == "ok":
             primary = record.metrics.get(record.task.primary_metric)
             shown = f"{record.task.primary_metric}={primary.value:.4f}" if primary else ""
@@ -101,16 +112,31 @@ def run(
         show_progress=not quiet and sys.stderr.isatty(),
         results_dir=results_dir,
         beyond_window=beyond_window,
+        force=force,
     )
+
+    def reused(record: RunRecord) -> None:
+        click.echo(
+            f"{record.model.name:<24} {record.task.name:<18} already stored ({record.finished_at}, "
+            f"record {record.record_id[:8]}); --force reruns it"
+        )
+
     task_names = tasks.split(",") if tasks else None
-    summary = evaluate(
-        list(models),
-        task_names,
-        suite=suite,
-        config=config,
-        catalogue=default_catalogue(list(task_dir)),
-        on_record=report,
-    )
+    try:
+        summary = evaluate(
+            list(models),
+            task_names,
+            suite=suite,
+            config=config,
+            catalogue=default_catalogue(list(task_dir)),
+            on_record=report,
+            on_reused=reused,
+        )
+    except StoreWriteError:
+        # The run stops (a full disk fails every later write too); say truly what is stored, then
+        # main() prints the one-line reason and exits 1.
+        click.echo(f"stored {len(stored)} record(s) in {results_dir}/ before a write failed")
+        raise
     click.echo(f"stored {len(summary.records)} record(s) in {results_dir}/")
     if summary.failed:
         for record in summary.failed:

@@ -110,6 +110,10 @@ class RunConfig(BaseModel):
     num_documents: int  # documents (long context: grid samples) actually evaluated
     chat_template: bool
     executor: str = ""  # the registered executor name that ran (e.g. "multiple_choice", "lmeval")
+    # sha256 of what was asked: model fingerprint, resolved task spec, limit, shots, seed, window policy.
+    # A rerun that asks the same again finds this record and skips the pair (`evalkit run --force`
+    # reruns it). None in records written before it existed (they are never skipped).
+    request_key: str | None = None
 
 
 class HostFacts(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import time
 import traceback
@@ -48,12 +49,15 @@ class EvalConfig:
     show_progress: bool = True
     results_dir: Path | None = Path("results")  # None: do not store
     beyond_window: Literal["skip", "run"] | None = None  # long_context: overrides the tasks' own setting
+    force: bool = False  # rerun pairs whose identical record is already stored (default: skip them)
 
 
 @dataclass
 class RunSummary:
     records: list[RunRecord] = field(default_factory=list)
     input_errors: set[str] = field(default_factory=set)  # record ids that failed on bad input
+    # pairs not run because the store already held their identical ok record (see EvalConfig.force)
+    reused: list[RunRecord] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -75,22 +79,37 @@ def evaluate(
     config: EvalConfig | None = None,
     catalogue: Catalogue | None = None,
     on_record: Callable[[RunRecord], None] | None = None,
+    on_reused: Callable[[RunRecord], None] | None = None,
 ) -> RunSummary:
-    """Evaluate each model on each task; returns (and stores) one record per pair."""
+    """Evaluate each model on each task; returns (and stores) one record per pair.
+
+    A pair whose identical ok record is already in the store (same model fingerprint, task spec,
+    limit, shots, seed and evalkit version) is not run again unless `config.force`: rerunning an
+    interrupted command finishes it instead of storing everything twice. `on_reused` hears of each.
+    """
     config = config or EvalConfig()
     catalogue = catalogue or default_catalogue()
     selections = plan_tasks(catalogue, list(tasks) if tasks is not None else None, suite)
+    store = ResultsStore(config.results_dir) if config.results_dir is not None else None
+    if store is not None:
+        store.check_writable()  # an unwritable results folder must fail now, not after the work
     for model in models:  # fail on a bad model name before spending minutes on the first model
         if isinstance(model, str):
             resolve_alias(parse_model_spec(model))
-    store = ResultsStore(config.results_dir) if config.results_dir is not None else None
-    cache = ResponseCache() if config.use_cache else NullCache()
+    cache = ResponseCache() if config.use_cache else NullCache()  # checks its folder and file
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     summary = RunSummary()
     try:
         for model in models:
             backend = load_model(model) if isinstance(model, str) else model
+            stored = _stored_by_request(store, backend) if store is not None and not config.force else {}
             for selection in selections:
+                previous = stored.get(request_key(backend, selection, catalogue, config))
+                if previous is not None:
+                    summary.reused.append(previous)
+                    if on_reused is not None:
+                        on_reused(previous)
+                    continue
                 record, samples, input_error = _run_one(backend, selection, catalogue, config, cache, run_id)
                 if store is not None:
                     record = store.append(record, samples)
@@ -148,6 +167,7 @@ def _run_one(
             num_fewshot=ran.num_fewshot,
             num_documents=ran.num_documents,
             chat_template=facts.chat_template,
+            request_key=request_key(backend, selection, catalogue, config),
         )
     else:  # nothing ran: the record states what was asked for
         run_config = RunConfig(
@@ -179,6 +199,37 @@ def _run_one(
         error=error,
     )
     return record, (outcome.samples if outcome is not None else None), input_error
+
+
+def request_key(backend: Backend, selection: TaskSelection, catalogue: Catalogue, config: EvalConfig) -> str:
+    """What a pair asks for, hashed: equal keys ask for the same work (batch size is not part of it:
+    a backend answers the same whatever its batch size)."""
+    spec = _resolved(selection, catalogue)
+    asked = {
+        "model": backend.describe().fingerprint,
+        "task": selection.name,
+        "spec": fingerprint_json(spec) if spec is not None else None,
+        "limit": config.limit if config.limit is not None else selection.limit,
+        "num_fewshot": config.num_fewshot if config.num_fewshot is not None else selection.num_fewshot,
+        "seed": config.seed,
+        "beyond_window": config.beyond_window,
+        "evalkit": __version__,
+    }
+    return hashlib.sha256(json.dumps(asked, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _stored_by_request(store: ResultsStore, backend: Backend) -> dict[str, RunRecord]:
+    """This model's stored ok records by request key (the latest wins; unreadable lines are skipped:
+    they are reported by the views that read the store)."""
+    if not store.root.exists():
+        return {}
+    fingerprint = backend.describe().fingerprint
+    records, _ = store.read()
+    return {
+        r.config.request_key: r
+        for r in records
+        if r.status == "ok" and r.config.request_key is not None and r.model.fingerprint == fingerprint
+    }
 
 
 def _resolved(selection: TaskSelection, catalogue: Catalogue) -> TaskSpec | None:
