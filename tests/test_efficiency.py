@@ -263,7 +263,7 @@ def test_a_measurement_that_runs_out_of_time_is_a_failure_not_bad_input(tmp_path
     from evalkit.runner.evaluate import EvalConfig, evaluate
     from evalkit.specs import Catalogue
 
-    with pytest.raises(MeasurementFailedError, match="did not finish within 0.01 s"):
+    with pytest.raises(MeasurementFailedError, match=r"did not finish within 0\.01 s"):
         measure_in_subprocess("fake", TINY.model_copy(update={"timeout_s": 0.01}))
     (tmp_path / "eff.yaml").write_text("name: eff\nkind: efficiency\nefficiency:\n  timeout_s: 0.01\n")
     config = EvalConfig(results_dir=tmp_path / "results", show_progress=False)

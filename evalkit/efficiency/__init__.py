@@ -26,8 +26,8 @@ from evalkit.efficiency._task import EfficiencyOutcome, efficiency_metrics, run_
 
 __all__ = [
     "EfficiencyError",
-    "MeasurementFailedError",
     "EfficiencyOutcome",
+    "MeasurementFailedError",
     "PeakRssSampler",
     "RepetitionPolicy",
     "StateSizeProbe",
