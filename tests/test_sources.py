@@ -389,3 +389,36 @@ def test_only_what_the_kind_renders_is_checked(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "tasks" / "prose.jsonl", [{"text": "Call me Ishmael."}])
     task = make_task(tmp_path, local("jsonl", "prose.jsonl"), kind="perplexity", template="{query}")
     assert load_checked_by_kind(task).documents == [{"text": "Call me Ishmael.", "id": "0"}]
+
+
+def test_counts_are_remembered_per_copy_of_the_data(
+    tmp_path: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tasks list` counts from a memo keyed by the spec and the files' identity (size, mtime)."""
+    import os
+
+    from evalkit.sources import _counts, counted_source
+
+    data = tmp_path / "tasks" / "qa.jsonl"
+    write_jsonl(data, ROWS)
+    task = make_task(tmp_path, local("jsonl", "qa.jsonl"))
+    loads: list[str] = []
+    real_load = _counts.load_documents
+
+    def counting_load(*args: Any, **kwargs: Any) -> LoadedDocuments:
+        loads.append(args[0].name)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(_counts, "load_documents", counting_load)
+    first = counted_source(task)
+    assert first.num_documents == 3 and counted_source(task) == first and loads == ["demo"]
+
+    write_jsonl(data, [*ROWS, {"question": "One more?", "answers": ["yes"]}])
+    os.utime(data, ns=(1, 1))  # another size and time: another copy
+    assert counted_source(task).num_documents == 4 and len(loads) == 2
+    other_spec = make_task(tmp_path, local("jsonl", "qa.jsonl"), template="Question: {question}")
+    counted_source(other_spec)
+    assert len(loads) == 3  # another spec (e.g. another preprocessor) is counted afresh
+
+    (fresh_cache / _counts.MEMO_NAME).write_text("not json")  # a broken memo only costs time
+    assert counted_source(task).num_documents == 4 and len(loads) == 4

@@ -22,7 +22,7 @@ from evalkit.kinds.perplexity import Perplexity
 from evalkit.kinds.prompt import build_context, choose_fewshot, template_fields
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, Request
 from evalkit.results import SampleLog
-from evalkit.sources import LoadedDocuments, load_documents
+from evalkit.sources import LoadedDocuments, counted_source, load_documents
 from evalkit.specs import TaskSpec
 
 
@@ -66,10 +66,11 @@ class DocumentExecutor:
             )
             return CatalogueLine("-", declared)
         try:
-            loaded = self.load(spec, "eval")
+            s = counted_source(
+                spec, document_problem=self.kind.document_problem, renders_prompt=self.kind.uses_prompt
+            )
         except EvalkitError as exc:
             return CatalogueLine("-", f"unavailable: {exc}")
-        s = loaded.source
         hub_id = f" (= {s.hub_id})" if s.hub_id else ""
         return CatalogueLine(str(s.num_documents), f"{s.origin}: {s.location} [{s.split}]{hub_id}")
 
