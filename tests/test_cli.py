@@ -84,18 +84,23 @@ def test_malformed_task_file_names_file_and_line(toy_tasks: Path, tmp_path: Path
     assert f"{toy_tasks / 'broken.yaml'}:4: unknown key 'templte'; did you mean 'template'?" in err
 
 
-def test_missing_data_file_exit_2_and_other_results_kept(
-    toy_tasks: Path, tmp_path: Path, fresh_cache: Path
+def test_missing_data_file_exit_2_before_any_model_loads(
+    toy_tasks: Path, tmp_path: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (toy_tasks / "data" / "qa.jsonl").unlink()
     results = tmp_path / "results"
+    loaded: list[str] = []
+    import sys
+
+    from evalkit.runner import evaluate  # noqa: F401  (the module, for monkeypatching)
+
+    monkeypatch.setattr(sys.modules["evalkit.runner.evaluate"], "load_model", loaded.append)
     code, _, err = invoke(
         "run", "-m", "fake", "--suite", "toy", "--task-dir", str(toy_tasks), "--results", str(results), "-q"
     )
-    assert code == 2
-    assert "qa.jsonl" in err
-    lines = (results / "records.jsonl").read_text().splitlines()
-    assert len(lines) == 4  # three ok records and one error record, nothing lost
+    assert code == 2 and loaded == []  # found while planning: no model was loaded for nothing
+    assert err.strip().startswith("error:") and "toy_gen.yaml" in err and "qa.jsonl" in err
+    assert not (results / "records.jsonl").exists()  # nothing half-run is stored
 
 
 def test_models_list_shows_aliases() -> None:

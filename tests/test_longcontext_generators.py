@@ -514,3 +514,22 @@ def test_generator_models_are_frozen_and_strict() -> None:
         model: type[BaseModel] = generator.params_model
         assert model.model_config.get("extra") == "forbid" and model.model_config.get("frozen")
         model()  # every field has a default
+
+
+def test_a_haystack_must_be_a_regular_file_of_bounded_size(tmp_path: Path) -> None:
+    """A FIFO used to block the run forever and /dev/zero to fill memory."""
+    import os
+
+    from evalkit.longcontext.haystack import MAX_HAYSTACK_BYTES, HaystackError, make_haystack
+
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(HaystackError, match="is not a regular file"):
+        make_haystack(str(fifo), None)
+    with pytest.raises(HaystackError, match="is not a regular file"):
+        make_haystack("/dev/zero", None)
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as handle:
+        handle.truncate(MAX_HAYSTACK_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(HaystackError, match="is larger than 64 MiB"):
+        make_haystack(str(huge), None)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from evalkit.backends.fake import FakeBackend
+from evalkit.errors import DataError
 from evalkit.requests import LoglikelihoodRequest, LoglikelihoodResult
 from evalkit.results import ResultsStore
-from evalkit.runner import EvalConfig, evaluate
+from evalkit.runner import EvalConfig, evaluate, plan_tasks
 from evalkit.specs import Catalogue
 from tests.conftest import MC_DOCS
 
@@ -124,16 +125,26 @@ def test_interrupted_run_resumes_without_recomputing(
     assert resumed.calls["loglikelihood"] == total - flaky.computed
 
 
-def test_a_failing_task_is_recorded_and_the_run_goes_on(
+def test_bad_data_fails_while_planning_before_any_model_loads(
     toy_tasks: Path, tmp_path: Path, fresh_cache: Path
 ) -> None:
     (toy_tasks / "data" / "cloze.jsonl").unlink()
-    summary = evaluate(["fake"], suite="toy", config=config(tmp_path), catalogue=Catalogue([toy_tasks]))
+    with pytest.raises(DataError, match=r"toy_cloze\.yaml.*cloze\.jsonl"):
+        evaluate(["fake"], suite="toy", config=config(tmp_path), catalogue=Catalogue([toy_tasks]))
+    assert not (tmp_path / "results").exists()
+    rows = toy_tasks / "data" / "mc.jsonl"
+    rows.write_text(rows.read_text() + '{"question": "q", "choices": ["a"], "gold": 3}\n')
+    with pytest.raises(DataError, match=r"'gold' must be an index into the 1 choices, got 3"):
+        plan_tasks(Catalogue([toy_tasks]), ["toy_mc"], None)  # every document is checked at planning
+
+
+def test_a_task_failing_while_it_runs_is_recorded_and_the_run_goes_on(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path
+) -> None:
+    summary = evaluate([Exploding()], suite="toy", config=config(tmp_path), catalogue=toy_catalogue)
     statuses = {r.task.name: r.status for r in summary.records}
-    assert statuses == {"toy_mc": "ok", "toy_cloze": "error", "toy_gen": "ok", "toy_ppl": "ok"}
-    failed = summary.failed[0]
-    assert failed.error is not None and "cloze.jsonl" in failed.error
-    assert summary.exit_code == 2  # bad input
+    assert statuses == {"toy_mc": "ok", "toy_cloze": "ok", "toy_gen": "error", "toy_ppl": "ok"}
+    assert summary.exit_code == 1  # not bad input: an internal failure
     records, _ = ResultsStore(tmp_path / "results").read()
     assert len(records) == 4
 

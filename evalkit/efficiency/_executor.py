@@ -13,6 +13,9 @@ class EfficiencyExecutor:
     def check(self, spec: TaskSpec) -> None:
         return None  # the block is fully typed (EfficiencySpec); a missing one means the defaults
 
+    def prepare(self, spec: TaskSpec) -> None:
+        return None  # random tokens, drawn per model: nothing to load before a model
+
     def metrics(self, spec: TaskSpec) -> list[str]:
         from evalkit.efficiency._task import HEADLINE_METRICS
 

@@ -16,6 +16,9 @@ class LmEvalExecutor:
     def check(self, spec: TaskSpec) -> None:
         return None  # the name is checked by lm-eval's index when the task loads
 
+    def prepare(self, spec: TaskSpec) -> None:
+        return None  # lm-eval loads its own task and data when it runs
+
     def metrics(self, spec: TaskSpec) -> list[str]:
         return []  # known only once lm-eval has loaded the task
 

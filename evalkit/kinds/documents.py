@@ -8,6 +8,7 @@ their `TaskKind` (how a document becomes requests, how results become scores). E
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from typing import Any
 
 from evalkit.backends import Backend
@@ -22,8 +23,10 @@ from evalkit.kinds.perplexity import Perplexity
 from evalkit.kinds.prompt import build_context, choose_fewshot, template_fields
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, Request
 from evalkit.results import SampleLog
-from evalkit.sources import LoadedDocuments, counted_source, load_documents
+from evalkit.sources import LoadedDocuments, counted_source, data_identity, load_documents
 from evalkit.specs import TaskSpec
+
+_PREPARED_KEPT = 32  # a suite's worth of tasks (each with its few-shot pool)
 
 
 class DocumentExecutor:
@@ -32,6 +35,9 @@ class DocumentExecutor:
     def __init__(self, kind: TaskKind) -> None:
         self.kind = kind
         self.name = kind.name
+        # Documents loaded by `prepare` (at planning) for `run` to reuse, by spec and role; bounded,
+        # since one executor object serves every task of its kind in the process.
+        self._prepared: OrderedDict[tuple[str, str | None, str], LoadedDocuments] = OrderedDict()
 
     # -- the contract -----------------------------------------------------------------------
 
@@ -42,6 +48,12 @@ class DocumentExecutor:
         if self.kind.uses_prompt:
             template_fields(spec.template, f"{spec.where('template')}: template")
             template_fields(spec.instruction, f"{spec.where('instruction')}: instruction")
+
+    def prepare(self, spec: TaskSpec) -> None:
+        """Read every document (and the few-shot pool) now: each is checked and its prompt rendered."""
+        self.load(spec, "eval")
+        if spec.num_fewshot and self.kind.uses_prompt:
+            self.load(spec, "fewshot")
 
     def metrics(self, spec: TaskSpec) -> list[str]:
         """The task's metrics, checked against the kind (the first one is the primary metric)."""
@@ -160,12 +172,24 @@ class DocumentExecutor:
 
     def load(self, spec: TaskSpec, role: str) -> LoadedDocuments:
         assert role in ("eval", "fewshot")
-        return load_documents(
+        # Keyed by the data's identity (spec, files' size and time), so a file edited between two
+        # runs in one process is read again; the hub's copies are never kept.
+        identity = data_identity(spec)
+        key = (identity or "", spec.source_file, role)
+        if identity is not None and key in self._prepared:
+            self._prepared.move_to_end(key)
+            return self._prepared[key]
+        loaded = load_documents(
             spec,
             "eval" if role == "eval" else "fewshot",
             document_problem=self.kind.document_problem,
             renders_prompt=self.kind.uses_prompt,
         )
+        if identity is not None:
+            self._prepared[key] = loaded
+        while len(self._prepared) > _PREPARED_KEPT:
+            self._prepared.popitem(last=False)
+        return loaded
 
 
 def _shown_prompt(sample: PreparedSample, chat: bool) -> str:

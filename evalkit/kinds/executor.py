@@ -8,8 +8,11 @@ perplexity, long_context, efficiency, lmeval) are registered through entry point
 own `pyproject.toml`, exactly as an outside package registers its own (see docs/plugins.md).
 
 An executor:
-- `check(spec)`: validates its own part of the spec when the run is planned (before any model
-  loads), raising `SpecError` with `spec.where(...)` (file:line);
+- `check(spec)`: validates its own part of the spec (cheap: no data is read), raising `SpecError`
+  with `spec.where(...)` (file:line); `tasks list` and `tasks show` call it too;
+- `prepare(spec)`: when a run is planned, before any model loads, loads and checks what the task
+  needs that no model is needed for (its documents, each one's rendered prompt), so bad data fails
+  in seconds rather than after the first model has loaded; `run` then reuses it;
 - `metrics(spec)`: the metric names it will report, primary first (error records need it too);
 - `describe(spec, count=...)`: a catalogue line (sample count, data source) for `tasks list`;
 - `preview(spec)`: the first sample as sent, for `tasks show`;
@@ -77,6 +80,8 @@ class TaskExecutor(Protocol):
     name: str
 
     def check(self, spec: TaskSpec) -> None: ...
+
+    def prepare(self, spec: TaskSpec) -> None: ...
 
     def metrics(self, spec: TaskSpec) -> list[str]: ...
 

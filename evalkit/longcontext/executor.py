@@ -23,6 +23,9 @@ class LongContextExecutor:
             located = LocatedYaml(where, spec.model_dump(mode="json"), {})
         check_long_context(grid, located)
 
+    def prepare(self, spec: TaskSpec) -> None:
+        return None  # the grid is fitted in each model's own tokenizer: nothing to load before a model
+
     def metrics(self, spec: TaskSpec) -> list[str]:
         names = GENERATION_METRICS if _grid(spec).mode == "generate" else RANKING_METRICS
         return [*names, "effective_context_length", "relative_effective_context_length"]

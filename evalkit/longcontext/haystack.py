@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import stat
 import threading
 from collections import OrderedDict
 from functools import cache
@@ -126,12 +127,27 @@ def _sentence(rng: random.Random) -> str:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'\u201d\u2019)\]])\s+")
 
 
+# 32k tokens of filler is ~150 kB of English; 64 MiB leaves room for any sensible source text.
+MAX_HAYSTACK_BYTES = 64 * 2**20
+
+
 class FileHaystack:
     """A user's text file split into sentences, taken in file order (the seed is ignored)."""
 
     def __init__(self, path: Path) -> None:
         try:
-            data = path.read_bytes()
+            # Only a regular file of bounded size: a FIFO would block the run forever and a device
+            # such as /dev/zero would fill memory before any error could be raised.
+            mode = path.stat().st_mode
+            if not stat.S_ISREG(mode):
+                raise HaystackError(f"{str(path)!r} is not a regular file")
+            with path.open("rb") as handle:
+                data = handle.read(MAX_HAYSTACK_BYTES + 1)
+            if len(data) > MAX_HAYSTACK_BYTES:
+                raise HaystackError(
+                    f"{str(path)!r} is larger than {MAX_HAYSTACK_BYTES // 2**20} MiB "
+                    "(32k tokens of filler is about 150 kB)"
+                )
         except FileNotFoundError:
             raise HaystackError(f"file {str(path)!r} does not exist") from None
         except OSError as exc:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from evalkit.errors import SpecError
-from evalkit.kinds import check_task
+from evalkit.kinds import check_task, executor_for
 from evalkit.specs import Catalogue, TaskSpec
 
 LMEVAL_PREFIX = "lmeval:"
@@ -70,6 +70,11 @@ def plan_tasks(catalogue: Catalogue, tasks: list[str] | None, suite: str | None)
         seen.add(selection.name)
         if selection.is_lmeval and not selection.name[len(LMEVAL_PREFIX) :]:
             raise SpecError("--tasks: 'lmeval:' needs an lm-eval task name, e.g. lmeval:arc_easy")
-    # Every spec is resolved and checked by its executor now, before any model loads; errors are
-    # UnknownNameError / SpecError with file:line.
-    return [replace(selection, spec=selection.resolve(catalogue)) for selection in selections]
+    # Every spec is resolved and checked by its executor now, and everything a task needs that no
+    # model is needed for (documents, rendered prompts) is loaded and checked: bad input fails in
+    # seconds, before any model loads. Errors are UnknownNameError / SpecError / DataError.
+    planned = [replace(selection, spec=selection.resolve(catalogue)) for selection in selections]
+    for selection in planned:
+        assert selection.spec is not None
+        executor_for(selection.spec).prepare(selection.spec)
+    return planned

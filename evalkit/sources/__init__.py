@@ -4,7 +4,7 @@
 the `SourceFacts` that a run records, so every score says exactly which samples it is over.
 """
 
-from evalkit.sources._counts import counted_source
+from evalkit.sources._counts import counted_source, data_identity
 from evalkit.sources._load import DocumentCheck, load_documents
 from evalkit.sources._types import Document, LoadedDocuments, SourceFacts, documents_sha256
 from evalkit.sources.preprocessors import PREPROCESSORS, Preprocessor, get_preprocessor, preprocessor
@@ -17,6 +17,7 @@ __all__ = [
     "Preprocessor",
     "SourceFacts",
     "counted_source",
+    "data_identity",
     "documents_sha256",
     "get_preprocessor",
     "load_documents",

@@ -28,7 +28,7 @@ def counted_source(
 ) -> SourceFacts:
     """The `SourceFacts` (count included) of the task's evaluation documents, from the memo when
     the same copy was counted before, else by loading them (and remembering)."""
-    key = _identity(task)
+    key = data_identity(task)
     memo_path = paths.cache_dir() / MEMO_NAME
     memo = _read(memo_path) if key is not None else {}
     if key is not None and key in memo:
@@ -43,8 +43,10 @@ def counted_source(
     return facts
 
 
-def _identity(task: TaskSpec) -> str | None:
-    """What the count depends on, hashed; None when the copy is not a local file (the hub)."""
+def data_identity(task: TaskSpec) -> str | None:
+    """What the task's loaded documents depend on, hashed: the resolved spec and the path, size and
+    modification time of every file of the copy that would be read. None when that copy is not a
+    local file (the hub): then nothing may be remembered."""
     dataset = task.dataset
     if dataset.hub is not None and dataset.prefer == "hub":
         return None
@@ -60,7 +62,7 @@ def _identity(task: TaskSpec) -> str | None:
                 if file.is_file():
                     stat = file.stat()
                     files.append([str(file), stat.st_size, stat.st_mtime_ns])
-        spec = task.model_dump_json(exclude_defaults=True)
+        spec = task.model_dump_json(exclude_defaults=True, exclude={"fewshot_seed"})  # seeds pick, not load
         payload = json.dumps([MEMO_VERSION, spec, task.source_file, files], sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
     return None
