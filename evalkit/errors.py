@@ -1,7 +1,8 @@
 """Errors a user can cause and fix.
 
-Every `EvalkitError` is printed by the CLI as a single line and exits with code 2.
-Internal bugs are *not* EvalkitErrors: they keep their traceback.
+Every `EvalkitError` is printed by the CLI as a single line and exits with its `exit_code`: 2 for
+bad input (the default), 1 for a write that failed (`StoreWriteError`). Internal bugs are *not*
+EvalkitErrors: they keep their traceback.
 """
 
 from __future__ import annotations
@@ -41,6 +42,22 @@ class DataError(EvalkitError):
 
 class BackendUnavailableError(EvalkitError):
     """A backend's optional dependency, model file or network access is missing."""
+
+
+class NotWritableError(EvalkitError):
+    """A folder or file evalkit must write to is under a file, not a folder, or not writable.
+
+    Found before any work starts (exit code 2), so a run never ends unable to keep its results.
+    """
+
+
+class StoreWriteError(EvalkitError):
+    """Results could not be written (a full disk, an I/O error); nothing partial was kept.
+
+    Exit code 1, not 2: the input was fine, the machine failed the write.
+    """
+
+    exit_code = 1
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

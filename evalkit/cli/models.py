@@ -20,7 +20,7 @@ def list_models() -> None:
 
     for alias in list_aliases():
         try:
-            target = alias.locate() or "(built in)"
+            target = alias.where() or "(built in)"  # where(): listing never assembles nor downloads
             status = f"{alias.backend}:{target}"
         except EvalkitError as exc:
             status = f"not installed: {exc}"

@@ -39,13 +39,15 @@ def plot(name: str, results_dir: Path, out_file: Path | None, model: str | None,
     efficiency    time per token and memory vs context length per model
     quantization  accuracy change of quantized variants vs their float32 reference
     """
+    from evalkit.paths import check_writable_file
     from evalkit.plots import figure_note, make_plot, write_standalone_html
     from evalkit.results import ResultsStore
 
+    target = out_file if out_file is not None else Path(f"plot-{name}.html")
+    check_writable_file(target, "--out")  # before reading the store, so no work ends unwritable
     store = ResultsStore(results_dir)
     records, problems = store.read()  # DataError (one line, exit 2) when the folder is missing
     figure = make_plot(name, records, store=store, model=model, task=task)
-    target = out_file if out_file is not None else Path(f"plot-{name}.html")
     write_standalone_html(figure, target, div_id=f"evalkit-{name}")
     note = figure_note(figure)
     click.echo(f"wrote {target}" + (f" (no data: {note})" if note else ""))

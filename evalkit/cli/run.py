@@ -8,7 +8,7 @@ from typing import Literal
 
 import click
 
-from evalkit.cli._options import CONTEXT_SETTINGS, results_option
+from evalkit.cli._options import CONTEXT_SETTINGS, results_option, task_dir_option
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -36,12 +36,7 @@ from evalkit.cli._options import CONTEXT_SETTINGS, results_option
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), default=16, show_default=True)
 @results_option("Results folder to append run records to.")
 @click.option("--no-cache", is_flag=True, help="Ignore and do not fill the response cache.")
-@click.option(
-    "--task-dir",
-    multiple=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Extra folder of task YAML files (repeatable).",
-)
+@task_dir_option()
 @click.option(
     "--beyond-window",
     type=click.Choice(["skip", "run"]),

@@ -36,8 +36,10 @@ def site(results_dir: Path, out_dir: Path, ranks: bool) -> None:
     results give byte-identical files. Unreadable lines in the store are reported (exit code 2)
     and the site is built from the readable records.
     """
+    from evalkit.paths import check_writable_dir
     from evalkit.site import build_site
 
+    check_writable_dir(out_dir, "--out")  # before reading the store, so no work ends unwritable
     report = build_site(
         results_dir, out_dir, ranks=ranks
     )  # DataError (one line, exit 2) when the store is missing

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from evalkit.cli._options import CONTEXT_SETTINGS
+from evalkit.cli._options import CONTEXT_SETTINGS, task_dir_option
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -14,13 +16,14 @@ def tasks() -> None:
 
 @tasks.command("list", context_settings=CONTEXT_SETTINGS)
 @click.option("--counts/--no-counts", default=True, help="Load each task's data to count its samples.")
-def list_tasks(counts: bool) -> None:
+@task_dir_option()
+def list_tasks(counts: bool, task_dir: tuple[Path, ...]) -> None:
     """Every task with its kind, sample count and data source, then the suites."""
     from evalkit.errors import EvalkitError
     from evalkit.kinds import check_task
     from evalkit.specs import default_catalogue
 
-    catalogue = default_catalogue()
+    catalogue = default_catalogue(list(task_dir))
     rows = []
     for name in catalogue.task_names:
         try:
@@ -44,14 +47,15 @@ def list_tasks(counts: bool) -> None:
 
 @tasks.command("show", context_settings=CONTEXT_SETTINGS)
 @click.argument("name")
-def show_task(name: str) -> None:
+@task_dir_option()
+def show_task(name: str, task_dir: tuple[Path, ...]) -> None:
     """The resolved definition of task NAME, its data source and a rendered first sample."""
     import yaml
 
     from evalkit.kinds import check_task
     from evalkit.specs import default_catalogue
 
-    spec = default_catalogue().task(name)
+    spec = default_catalogue(list(task_dir)).task(name)
     executor = check_task(spec)
     click.echo(f"# {spec.source_file}")
     click.echo(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False, allow_unicode=True).rstrip())

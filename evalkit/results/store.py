@@ -4,11 +4,13 @@ Layout:
     <root>/records.jsonl                 one RunRecord per line (any *.jsonl at the top level is read)
     <root>/samples/<record_id>.jsonl     that record's SampleLog lines
 
-Writes never rewrite existing data: a record is appended as one `write()` of a whole line
-under an exclusive lock and fsynced; its samples file is written to a temporary name and
-renamed into place *before* the record that points at it. A crash can therefore leave at
-worst a partial last line, which the reader reports (file:line) and skips, and which the
-next append fences off with a newline so later records stay readable.
+Writes never rewrite existing data: a record is appended as one whole line under an exclusive
+lock and fsynced; its samples file is written to a temporary name and renamed into place *before*
+the record that points at it. A record is stored whole or not at all: a write that fails (a full
+disk) truncates the records file back to its length before the append, removes the samples file
+and its temporary, and raises `StoreWriteError`. Only a crash in the middle of an append can leave
+a partial last line, which the reader reports (file:line) and skips, and which the next append
+fences off with a newline so later records stay readable.
 
 Only the current schema version is written; lines of older versions are upgraded in memory as
 they are read (`_upgrade.py`) and stay on disk as they were written.
@@ -16,6 +18,8 @@ they are read (`_upgrade.py`) and stay on disk as they were written.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -26,7 +30,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from evalkit.errors import DataError
+from evalkit.errors import DataError, StoreWriteError
+from evalkit.paths import check_writable_dir, check_writable_file
 from evalkit.results._upgrade import upgrade_record
 from evalkit.results.schema import SCHEMA_VERSION, RunRecord, SampleLog
 
@@ -56,23 +61,48 @@ class ResultsStore:
 
     # -- writing -----------------------------------------------------------------------------
 
+    def check_writable(self) -> None:
+        """Raise `NotWritableError` unless records and samples can be written here; creates nothing.
+
+        Called before a run starts, so that minutes of evaluation never end unable to be stored.
+        """
+        check_writable_dir(self.root, "results folder")
+        if (self.root / SAMPLES_DIR).exists():
+            check_writable_dir(self.root / SAMPLES_DIR, "samples folder")
+        if self.records_path.exists():
+            check_writable_file(self.records_path, "records file")
+
     def append(self, record: RunRecord, samples: Iterable[SampleLog] | None = None) -> RunRecord:
-        """Store one record (and its samples); returns the record as stored."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Store one record (and its samples) whole, or raise `StoreWriteError` having stored nothing.
+
+        Returns the record as stored.
+        """
+        samples_path: Path | None = None
         if samples is not None:
             relative = f"{SAMPLES_DIR}/{record.record_id}.jsonl"
-            _write_atomically(self.root / relative, (s.model_dump_json() + "\n" for s in samples))
+            samples_path = self.root / relative
             record = record.model_copy(update={"samples_file": relative})
+        # Encoded before anything is written, so a record that cannot be encoded leaves no samples file.
         line = (record.model_dump_json() + "\n").encode("utf-8")
-        fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        failed_at = self.root
+        kept = "nothing of it was kept"
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            if _ends_without_newline(self.records_path):
-                line = b"\n" + line  # fence off a partial line left by a crash
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            self.root.mkdir(parents=True, exist_ok=True)
+            if samples_path is not None and samples is not None:
+                failed_at = samples_path
+                _write_atomically(samples_path, (s.model_dump_json() + "\n" for s in samples))
+            failed_at = self.records_path
+            _append_whole_line(self.records_path, line)
+        except OSError as exc:
+            if samples_path is not None and failed_at == self.records_path:
+                with contextlib.suppress(OSError):  # the write's own failure is the one to report
+                    samples_path.unlink(missing_ok=True)  # no record points at it
+            if isinstance(exc, _PartialLineLeft):
+                kept = f"a partial line stays ({exc.undo}), which readers skip and the next append fences off"
+            raise StoreWriteError(
+                f"{failed_at}: the record of {record.model.name} × {record.task.name} was not stored: "
+                f"{exc.strerror or exc}; {kept}"
+            ) from None
         return record
 
     # -- reading -----------------------------------------------------------------------------
@@ -166,21 +196,67 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {error['msg']}"
 
 
-def _ends_without_newline(path: Path) -> bool:
-    size = path.stat().st_size
-    if size == 0:
-        return False
-    with path.open("rb") as handle:
-        handle.seek(size - 1)
-        return handle.read(1) != b"\n"
+def _append_whole_line(path: Path, line: bytes) -> None:
+    """Append `line` under an exclusive lock; on any failure truncate back so no partial line remains."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # other writers append only under this lock: truncating is safe
+        before = os.fstat(fd).st_size
+        if before and os.pread(fd, 1, before - 1) != b"\n":
+            line = b"\n" + line  # fence off a partial line left by a crash
+        try:
+            _write_all(fd, line)
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, before)  # shrinking needs no free space
+                os.fsync(fd)
+            except OSError as undo:
+                raise _PartialLineLeft(exc, undo) from exc
+            raise
+    finally:
+        os.close(fd)
+
+
+class _PartialLineLeft(OSError):
+    """A failed append whose partial line could not be truncated away either."""
+
+    def __init__(self, failure: OSError, undo: OSError) -> None:
+        super().__init__(failure.errno, failure.strerror)
+        self.undo = undo.strerror or str(undo)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """`os.write` until every byte is written: a write may write fewer bytes than asked (a full disk)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # no progress and no error: stop rather than loop forever
+            raise OSError(errno.EIO, "the write made no progress")
+        view = view[written:]
 
 
 def _write_atomically(path: Path, lines: Iterable[str]) -> None:
+    """Write `lines` to a temporary name, then rename it to `path`; on failure leave neither behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        for line in lines:
-            handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            chunk = bytearray()
+            for line in lines:
+                chunk += line.encode("utf-8")
+                if len(chunk) >= _CHUNK:
+                    _write_all(fd, bytes(chunk))
+                    chunk.clear()
+            _write_all(fd, bytes(chunk))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:  # a failed write, or an interrupt: no partial temporary stays behind
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+_CHUNK = 1 << 20  # samples are written in chunks of about this many bytes

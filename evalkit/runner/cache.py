@@ -12,7 +12,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from evalkit.paths import cache_dir
+from evalkit.errors import DataError
+from evalkit.paths import CACHE_ENV, cache_dir, check_writable_dir
 from evalkit.requests import Request, Result, result_from_json, result_to_json
 
 
@@ -22,15 +23,18 @@ def cache_root() -> Path:
 
 class ResponseCache:
     def __init__(self, path: Path | None = None) -> None:
+        """Open (or create) the cache; a place that cannot hold it fails here, before any model loads."""
         self.path = path or cache_root() / "responses.sqlite"
+        elsewhere = f"set {CACHE_ENV} to a writable folder"
+        check_writable_dir(self.path.parent, "response cache folder", hint=elsewhere)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS responses "
-            "(model TEXT, request TEXT, result TEXT, PRIMARY KEY (model, request))"
-        )
-        self._db.commit()
+        try:
+            self._db = _open_responses(self.path)
+        except sqlite3.Error as exc:  # "file is not a database", a read-only file, a folder, ...
+            raise DataError(
+                f"{self.path}: not usable as the response cache ({exc}); it holds only answers that "
+                f"can be recomputed: delete it, or {elsewhere}"
+            ) from None
 
     def get_many(self, model: str, requests: Sequence[Request]) -> dict[str, Result]:
         keys = list({r.cache_key() for r in requests})
@@ -53,6 +57,21 @@ class ResponseCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _open_responses(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=60)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")  # the first statement to read the file: a bad file fails here
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS responses "
+            "(model TEXT, request TEXT, result TEXT, PRIMARY KEY (model, request))"
+        )
+        db.commit()
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db
 
 
 class NullCache:
