@@ -437,3 +437,20 @@ def test_response_cache_is_checked_when_opened(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotWritableError, match=r"response cache folder .* set EVALKIT_CACHE_DIR"):
         cache_module.ResponseCache(tmp_path / "file" / "responses.sqlite")
+
+
+def test_a_real_model_without_the_response_cache_still_checks_the_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Converted weights and assembled GGUF files go to the cache folder even with --no-cache."""
+    from evalkit.errors import NotWritableError
+    from evalkit.runner import EvalConfig, evaluate
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(blocker / "cache"))
+    config = EvalConfig(results_dir=tmp_path / "results", use_cache=False, show_progress=False)
+    with pytest.raises(NotWritableError, match="cache folder"):
+        evaluate(["gguf:/nowhere/model.gguf"], ["demo_qa"], config=config)
+    summary = evaluate(["fake"], ["demo_qa"], config=config)  # the fake model writes no cache
+    assert [r.status for r in summary.records] == ["ok"]

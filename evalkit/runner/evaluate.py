@@ -29,6 +29,7 @@ from evalkit.kinds import (
     executor_for,
     fingerprint_json,
 )
+from evalkit.paths import cache_dir, check_writable_dir
 from evalkit.results import ResultsStore, RunConfig, RunRecord, SampleLog, TaskFacts
 from evalkit.results.provenance import git_sha, host_facts, library_versions
 from evalkit.runner.cache import NullCache, ResponseCache
@@ -93,9 +94,13 @@ def evaluate(
     store = ResultsStore(config.results_dir) if config.results_dir is not None else None
     if store is not None:
         store.check_writable()  # an unwritable results folder must fail now, not after the work
-    for model in models:  # fail on a bad model name before spending minutes on the first model
-        if isinstance(model, str):
-            resolve_alias(parse_model_spec(model))
+    specs = [parse_model_spec(model) for model in models if isinstance(model, str)]
+    if not all(spec.backend == "fake" or (spec.backend, spec.target) == ("alias", "fake") for spec in specs):
+        # Real models write converted weights, file hashes and assembled GGUF files to the cache
+        # even with --no-cache (which concerns responses only): check it before any of that.
+        check_writable_dir(cache_dir(), "cache folder", hint="set EVALKIT_CACHE_DIR to a writable folder")
+    for spec in specs:  # fail on a bad model name before spending minutes on the first model
+        resolve_alias(spec)
     cache = ResponseCache() if config.use_cache else NullCache()  # checks its folder and file
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     summary = RunSummary()
