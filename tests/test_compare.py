@@ -252,3 +252,13 @@ def test_stats_module_imports_scipy_only_when_a_test_runs() -> None:
     code = "import sys, evalkit.report.stats; print('scipy' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "False"
+
+
+def test_an_unreadable_store_line_is_an_error_as_in_every_other_view(results: Path) -> None:
+    with (results / "records.jsonl").open("a") as handle:
+        handle.write('{"schema_version": 2, "truncated\n')
+    result = invoke(results, "small", "large")
+    assert result.exit_code == 2
+    assert "McNemar" in result.output  # the comparison is still shown
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "records.jsonl:" in errors[0]

@@ -65,9 +65,13 @@ def compare(
     store_b = ResultsStore(results_b_dir) if results_b_dir is not None else store_a
     records_a, problems = store_a.read()  # DataError when the folder is missing
     records_b, problems_b = store_b.read() if store_b is not store_a else (records_a, [])
-    for problem in [*problems, *problems_b]:
-        click.echo(f"warning: {problem}", err=True)
     comparison = compare_models(
         select_records(store_a, records_a, a), select_records(store_b, records_b, b), task=task, metric=metric
     )
     click.echo(render_comparison(comparison, cast("CompareFormat", output_format)), nl=False)
+    # As leaderboard, site, plot and gate do: an unreadable line could hide the very record that
+    # matters, so the comparison is shown but the exit code says the store needs fixing.
+    for problem in [*problems, *problems_b]:
+        click.echo(f"error: {problem}", err=True)
+    if problems or problems_b:
+        raise SystemExit(2)
