@@ -25,6 +25,7 @@ from evalkit.errors import DataError, SpecError, UnknownNameError
 from evalkit.interop import LmEvalOutcome, run_lmeval_task
 from evalkit.interop import _lmeval_tasks as lmeval_tasks
 from evalkit.interop._lmeval_convert import convert_metrics, docs_sha256, primary_metric
+from evalkit.intervals import wilson_interval
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
 
 MC_DOCS: list[dict[str, Any]] = [
@@ -125,9 +126,8 @@ def test_multiple_choice_task_matches_a_hand_computation(tmp_path: Path) -> None
         assert metric.value == pytest.approx(sum(values) / len(values), abs=1e-12)
         assert metric.stderr == pytest.approx(_stderr_of_mean(values), abs=1e-12)
         assert metric.stderr is not None and metric.ci95 is not None
-        assert metric.ci95 == pytest.approx(
-            (metric.value - 1.96 * metric.stderr, metric.value + 1.96 * metric.stderr)
-        )
+        # A share: Wilson's interval, inside [0, 1] (lm-eval's stderr is kept as it reports it).
+        assert metric.ci95 == pytest.approx(wilson_interval(metric.value, len(MC_DOCS)))
         assert (metric.n, metric.higher_is_better, metric.bounded) == (len(MC_DOCS), True, True)
 
     task = outcome.task
@@ -352,9 +352,12 @@ def test_metric_conversion_rules() -> None:
 
     assert list(metrics) == ["exact_match,strict-match", "exact_match,flexible-extract", "perplexity"]
     strict = metrics["exact_match,strict-match"]
-    assert strict.ci95 == pytest.approx((0.25 - 0.196, 0.25 + 0.196)) and strict.bounded and strict.n == 40
-    assert metrics["exact_match,flexible-extract"].stderr is None
-    assert metrics["exact_match,flexible-extract"].ci95 is None
+    assert strict.ci95 == pytest.approx(wilson_interval(0.25, 40)) and strict.bounded and strict.n == 40
+    assert strict.stderr == 0.1
+    flexible = metrics["exact_match,flexible-extract"]
+    assert flexible.stderr is None and flexible.ci95 == pytest.approx(wilson_interval(0.5, 40))
+    perplexity = metrics["perplexity"]  # unbounded: the normal interval from lm-eval's stderr
+    assert perplexity.ci95 == pytest.approx((12.5 - 1.959964, 12.5 + 1.959964))
     assert not metrics["perplexity"].bounded and not metrics["perplexity"].higher_is_better
     assert primary_metric([{"metric": "exact_match"}], metrics) == "exact_match,strict-match"
     assert primary_metric(None, metrics) == "exact_match,strict-match"

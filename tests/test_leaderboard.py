@@ -31,6 +31,9 @@ from fabricate_results import (
     sha,
     store_with,
 )
+from fabricate_results import (
+    accuracy as report_accuracy,
+)
 
 from evalkit import report
 from evalkit.cli import leaderboard as leaderboard_cli
@@ -218,9 +221,22 @@ def test_table_shows_ranks_percentages_intervals_normalized_scores_and_a_legend(
     # gemma3 and smollm2 are not told apart by the paired tests, so they share rank 1.
     assert lines[2].split()[:6] == ["1", "gemma3-270m", "53.1", "47.7", "2", "mem"]
     assert lines[3].split() == [
-        "1", "smollm2-135m", "48.6", "41.7", "2", "-", "56.2", "±4.9", "41.7", "41.0", "±4.8", "28.31",
+        "1", "smollm2-135m", "48.6", "41.7", "2", "-", "56.2", "±4.9", "41.7", "41.0", "-4.7/+4.9", "28.31",
     ]  # fmt: skip
-    assert lines[4].split() == ["3", "tiny-mamba", "30.0", "6.7", "1", "-", "30.0", "±9.0", "6.7", "-", "-"]
+    # Wilson's intervals from the value and n (these records store none): 30 of 100 is 21.9-39.6 %
+    assert lines[4].split() == [
+        "3",
+        "tiny-mamba",
+        "30.0",
+        "6.7",
+        "1",
+        "-",
+        "30.0",
+        "-8.1/+9.6",
+        "6.7",
+        "-",
+        "-",
+    ]
     assert len({len(line) for line in lines[:3]}) == 1  # header, rule and first row line up
     text = result.stdout
     assert "arc_easy/acc" in text and "task arc_easy, primary metric acc, % (higher is better)" in text
@@ -256,7 +272,8 @@ def test_csv_has_full_precision_stderr_and_n(tmp_path: Path) -> None:
     frame = pd.read_csv(io.StringIO(result.stdout)).set_index("model")
     assert frame.loc["smollm2-135m", "arc_easy/acc"] == 0.5625
     assert frame.loc["smollm2-135m", "arc_easy/acc:norm"] == pytest.approx((0.5625 - 0.25) / 0.75)
-    assert frame.loc["smollm2-135m", "arc_easy/acc:ci_low"] == pytest.approx(0.5625 - 1.96 * 0.0248, abs=1e-4)
+    assert frame.loc["smollm2-135m", "arc_easy/acc:ci_low"] == pytest.approx(0.51352, abs=1e-5)  # Wilson's
+    assert frame.loc["smollm2-135m", "arc_easy/acc:ci_high"] == pytest.approx(0.61029, abs=1e-5)
     assert list(frame["rank"]) == [1, 1, 3] and list(frame["hellaswag/acc_norm:rank"].fillna(0)) == [1, 1, 0]
     assert frame.loc["smollm2-135m", "arc_easy/acc:stderr"] == math.sqrt(0.5625 * 0.4375 / 400)
     assert frame.loc["tiny-mamba", "arc_easy/acc:n"] == 100
@@ -290,7 +307,18 @@ def test_all_flag_shows_every_run(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["rank", "model", "run", "finished", "mean"]
     # Without per-sample logs the two runs cannot be told apart, so they share a rank (and a note says why).
-    assert lines[2].split() == ["1", "m", "run-2", "2025-01-02", "12:00", "70.0", "1", "mem", "70.0", "±4.5"]
+    assert lines[2].split() == [
+        "1",
+        "m",
+        "run-2",
+        "2025-01-02",
+        "12:00",
+        "70.0",
+        "1",
+        "mem",
+        "70.0",
+        "-4.7/+4.3",
+    ]
     assert lines[3].split()[:3] == ["1", "m", "run-1"]
     assert "cannot be paired, so pairs involving them are not counted as different" in result.stdout
 
@@ -583,3 +611,23 @@ def test_pareto_memory_falls_back_to_file_size_for_every_row_when_one_lacks_peak
     board = build_leaderboard(records)
     assert board.memory_axis == "bytes_on_disk"
     assert list(board.frame["pareto_memory"]) == [True, True]
+
+
+def test_proportion_intervals_stay_inside_0_to_100_percent(tmp_path: Path) -> None:
+    # Records as older evalkit wrote them: a Wald interval (2 of 9: -6.6 to 51.0 %; 9 of 9: a point at
+    # 100 %; 3 of 20: -1.1 to 31.1 %). The leaderboard shows Wilson's intervals instead.
+    cases = {"two-of-nine": (2, 9), "nine-of-nine": (9, 9), "three-of-twenty": (3, 20)}
+    records = []
+    for model, (correct, n) in cases.items():
+        value = correct / n
+        wald = 1.959963984540054 * math.sqrt(value * (1 - value) / (n - 1))
+        metric = report_accuracy(value, n).model_copy(update={"ci95": (value - wald, value + wald)})
+        records.append(make_record(model, "arc_easy", {"acc": metric}, n=n))
+    results = store_with(tmp_path / "results", records)
+    frame = pd.read_csv(io.StringIO(invoke(results, "--format", "csv").stdout)).set_index("model")
+    for model, (correct, n) in cases.items():
+        low, high = frame.loc[model, "arc_easy/acc:ci_low"], frame.loc[model, "arc_easy/acc:ci_high"]
+        assert 0.0 <= low <= correct / n <= high <= 1.0 and low < high, model
+    assert frame.loc["nine-of-nine", "arc_easy/acc:ci_high"] == 1.0
+    table = invoke(results, "--no-ranks").stdout
+    assert "22.2 -15.9/+32.5" in table and "100.0 -29.9/+0.0" in table and "15.0 -9.8/+21.0" in table

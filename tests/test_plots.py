@@ -33,9 +33,9 @@ def test_accuracy_bars_group_models_per_task_with_asymmetric_intervals() -> None
     reference = bars["ref-360m"]
     assert reference["x"] == ["arc_easy", "piqa"]
     assert reference["y"] == pytest.approx([62.0, 70.0])
-    half = 1.959963984540054 * math.sqrt(0.62 * 0.38 / 100) * 100
-    assert reference["error_y"]["array"][0] == pytest.approx(half)
-    assert reference["error_y"]["arrayminus"][0] == pytest.approx(half)
+    # Wilson's interval of 62 of 100: 52.2-70.9 %
+    assert reference["error_y"]["array"][0] == pytest.approx(8.902400747521266)
+    assert reference["error_y"]["arrayminus"][0] == pytest.approx(9.790244704488927)
     chance = next(trace for trace in data["data"] if trace["name"] == "chance")
     assert dict(zip(chance["x"], chance["y"], strict=True)) == {"arc_easy": 25.0, "piqa": 50.0}
 
@@ -144,9 +144,9 @@ def test_quantized_variant_delta_is_paired_when_both_sample_logs_exist(tmp_path:
     assert arc.low is not None and arc.high is not None and arc.low < -0.04 < arc.high
     unpaired_half = 1.959963984540054 * math.hypot(math.sqrt(0.62 * 0.38 / 100), math.sqrt(0.58 * 0.42 / 100))
     assert arc.high - arc.low < unpaired_half  # same questions: a far tighter interval than unpaired
-    piqa = paired["piqa"]  # no sample logs: the two standard errors combine
+    piqa = paired["piqa"]  # no sample logs: the two records' intervals combine (Newcombe)
     assert not piqa.paired and piqa.delta == pytest.approx(-0.01)
-    expected = 1.959963984540054 * math.hypot(math.sqrt(0.69 * 0.31 / 100), math.sqrt(0.7 * 0.3 / 100))
+    expected = 0.12627066811520615
     assert piqa.high - piqa.delta == pytest.approx(expected)
     data = figure_dict(plots.quantization_deltas(records, store))
     (bars,) = data["data"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ from evalkit.query import (
 )
 from evalkit.query import decode_curve as read_decode_curve
 from evalkit.report import build_leaderboard, select_records
-from evalkit.results import EfficiencyFigures, ResultsStore, RunRecord
+from evalkit.results import EfficiencyFigures, MetricValue, ResultsStore, RunRecord
 from evalkit.site import write_site
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,10 +132,42 @@ def test_intervals_and_primary_metric() -> None:
     item = record("m", "t", 0.5, n=100)
     metric = primary_metric(item)
     assert metric is not None
-    low, high = interval(metric) or (0.0, 0.0)
-    assert high - low == pytest.approx(2 * 1.959963984540054 * 0.05)
+    low, high = interval(metric) or (0.0, 0.0)  # no stored interval: Wilson's from the value and n
+    assert (low, high) == pytest.approx((0.4038, 0.5962), abs=5e-5)
     unbounded = record("m", "ppl", 12.0, bounded=False)
     assert interval(primary_metric(unbounded)) is None  # type: ignore[arg-type]
+
+
+def metric(value: float, n: int, ci95: tuple[float, float] | None, *, bounded: bool = True) -> MetricValue:
+    stderr = math.sqrt(value * (1 - value) / n) if bounded else 1.5
+    return MetricValue(value=value, stderr=stderr, ci95=ci95, n=n, higher_is_better=True, bounded=bounded)
+
+
+@pytest.mark.parametrize(
+    ("correct", "n", "wald"),
+    [(2, 9, (-0.0660, 0.5105)), (9, 9, (1.0, 1.0)), (3, 20, (-0.0065, 0.3065)), (0, 30, (0.0, 0.0))],
+)
+def test_a_stored_interval_that_cannot_be_true_is_replaced_by_wilsons(
+    correct: int, n: int, wald: tuple[float, float]
+) -> None:
+    # the Wald intervals older records store for a proportion: outside [0, 1], or a point at 0 or 1
+    low, high = interval(metric(correct / n, n, wald)) or (math.nan, math.nan)
+    assert 0.0 <= low <= correct / n <= high <= 1.0 and low < high
+    if correct == n:
+        assert high == 1.0 and low < 1.0
+
+
+def test_a_stored_interval_that_can_be_true_is_shown_as_stored() -> None:
+    assert interval(metric(0.5, 100, (0.41, 0.59))) == (0.41, 0.59)
+    assert interval(metric(0.5, 3, (0.5, 0.5))) == (0.5, 0.5)  # a bootstrap of constant scores
+    assert interval(metric(40.0, 9, (-3.0, 80.0), bounded=False)) == (-3.0, 80.0)
+    assert interval(metric(40.0, 9, None, bounded=False)) == pytest.approx(
+        (40 - 1.96 * 1.5, 40 + 1.96 * 1.5), 1e-3
+    )
+    overflowed = MetricValue(
+        value=8e307, stderr=None, ci95=(1e306, math.inf), n=2, higher_is_better=False, bounded=False
+    )
+    assert interval(overflowed) == (1e306, math.inf)
 
 
 # -- efficiency figures: one policy on typed records ------------------------------------------------

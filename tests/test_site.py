@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -147,7 +148,7 @@ def test_leaderboard_table_has_intervals_ranks_pareto_and_efficiency(demo: tuple
     assert len(rows) == 4
     best = rows[0]
     assert ">ref-360m</a>" in best and "★ memory, latency" in best
-    assert 'title="95% CI 52.5 to 71.5"' in best and "±9.5" in best  # arc_easy: 62% of 100
+    assert 'title="95% CI 52.2 to 70.9"' in best and "-9.8/+8.9" in best  # arc_easy: Wilson's for 62 of 100
     assert 'class="legend"' in html and "Pareto front" in html
 
 
@@ -266,3 +267,40 @@ _MAIN = "import sys; from evalkit.cli.main import main; sys.argv[0] = 'evalkit';
 def _evalkit(*args: str) -> subprocess.CompletedProcess[str]:
     """evalkit's real entry point in a fresh interpreter: exit codes and stderr as a user sees them."""
     return subprocess.run([sys.executable, "-c", _MAIN, *args], capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(
+    ("correct", "n", "shown"),
+    [(2, 9, "6.3 – 54.7"), (9, 9, "70.1 – 100.0"), (3, 20, "5.2 – 36.0")],
+)
+def test_model_page_intervals_stay_inside_0_to_100_percent(
+    tmp_path: Path, correct: int, n: int, shown: str
+) -> None:
+    # The record stores the Wald interval older evalkit wrote (-6.6 - 51.0 % for 2 of 9, a point at
+    # 100 % for 9 of 9); the page shows Wilson's instead.
+    item = record("m", "t", correct / n, n=n)
+    metric = item.metrics["acc"]
+    wald = 1.959963984540054 * math.sqrt(metric.value * (1 - metric.value) / (n - 1))
+    stored = metric.model_copy(update={"ci95": (metric.value - wald, metric.value + wald)})
+    store = ResultsStore(tmp_path / "results")
+    store.append(item.model_copy(update={"metrics": {"acc": stored}}))
+    build_site(store.root, tmp_path / "site", ranks=False)
+    (page,) = (tmp_path / "site" / "models").glob("m-*.html")
+    text = "".join(parse(page).text)
+    assert shown in text
+    assert "-6.6" not in text and "100.0 – 100.0" not in text
+
+
+def test_infinite_and_undefined_metrics_are_read_and_shown_not_dropped(tmp_path: Path) -> None:
+    # An overflowing perplexity (+inf) and a metric over no samples (NaN): before, both were written
+    # as null and the whole record was then skipped as corrupt.
+    item = record("m", "wikitext", 12.0, bounded=False, primary="word_perplexity")
+    infinite = item.metrics["word_perplexity"].model_copy(update={"value": math.inf})
+    empty = infinite.model_copy(update={"value": math.nan, "n": 0})
+    store = ResultsStore(tmp_path / "results")
+    store.append(item.model_copy(update={"metrics": {"word_perplexity": infinite, "bits_per_byte": empty}}))
+    report = build_site(store.root, tmp_path / "site", ranks=False)
+    assert report.problems == ()
+    (page,) = (tmp_path / "site" / "models").glob("m-*.html")
+    text = "".join(parse(page).text)
+    assert "word_perplexityinf" in text and "bits_per_byte n/a" in text and "nan%" not in text

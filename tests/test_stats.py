@@ -245,13 +245,13 @@ def test_own_mean_and_stderr_equal_lm_evals_to_the_last_bit(seed: int) -> None:
     assert perplexity.stderr == lm.perplexity(logprobs) * lm.mean_stderr(logprobs)
 
 
-def test_mean_metric_of_one_value_has_no_stderr_and_of_none_is_nan() -> None:
+def test_mean_metric_of_one_value_has_no_stderr_and_of_none_is_nan_without_interval() -> None:
     from evalkit.kinds._stats import mean_metric
 
     single = mean_metric([1.0])
-    assert (single.value, single.stderr, single.ci95, single.n) == (1.0, None, None, 1)
+    assert (single.value, single.stderr, single.n) == (1.0, None, 1)  # Wilson's interval needs no stderr
     empty = mean_metric([])
-    assert math.isnan(empty.value) and (empty.stderr, empty.n) == (None, 0)
+    assert math.isnan(empty.value) and (empty.stderr, empty.ci95, empty.n) == (None, None, 0)
 
 
 def test_mean_stderr_is_the_sample_standard_deviation_over_root_n() -> None:
@@ -260,3 +260,91 @@ def test_mean_stderr_is_the_sample_standard_deviation_over_root_n() -> None:
     # [1, 0, 1, 0]: mean 0.5, squared deviations sum to 1, sample variance 1/3.
     assert sample_stddev([1.0, 0.0, 1.0, 0.0]) == pytest.approx(math.sqrt(1 / 3))
     assert mean_stderr([1.0, 0.0, 1.0, 0.0]) == pytest.approx(math.sqrt(1 / 3) / 2)
+
+
+# -- intervals that can be true (issue 10, case 6) ----------------------------------------------
+
+
+def zero_one(correct: int, n: int) -> list[float]:
+    return [1.0] * correct + [0.0] * (n - correct)
+
+
+@pytest.mark.parametrize(
+    ("correct", "n", "wilson"),
+    [
+        # Wilson's score interval, z = 1.959964 (the Wald intervals were -6.6-51.0, 100-100, -1.1-31.1 %).
+        (2, 9, (0.0632, 0.5474)),
+        (9, 9, (0.70085, 1.0)),  # 9 / (9 + z^2)
+        (3, 20, (0.0524, 0.3604)),
+        (0, 5, (0.0, 0.4345)),
+    ],
+)
+def test_proportions_get_wilson_intervals_inside_zero_one(
+    correct: int, n: int, wilson: tuple[float, float]
+) -> None:
+    from evalkit.kinds._stats import mean_metric
+
+    metric = mean_metric(zero_one(correct, n))
+    assert metric.ci95 is not None
+    low, high = metric.ci95
+    assert 0.0 <= low <= metric.value <= high <= 1.0
+    assert (low, high) == pytest.approx(wilson, abs=5e-5)
+    assert metric.stderr == pytest.approx(math.sqrt(metric.value * (1 - metric.value) / (n - 1)))  # lm-eval's
+
+
+def test_all_correct_has_an_upper_bound_of_exactly_one_and_a_lower_bound_below() -> None:
+    from evalkit.kinds._stats import mean_metric
+
+    low, high = mean_metric(zero_one(9, 9)).ci95 or (math.nan, math.nan)
+    assert high == 1.0 and low < 1.0
+    low, high = mean_metric(zero_one(0, 9)).ci95 or (math.nan, math.nan)
+    assert low == 0.0 and high > 0.0
+    single = mean_metric([1.0]).ci95 or (math.nan, math.nan)
+    assert single[1] == 1.0 and single[0] == pytest.approx(0.2065, abs=5e-5)  # one sample says little
+
+
+def test_fractional_scores_get_a_reproducible_percentile_bootstrap() -> None:
+    from evalkit.kinds._stats import mean_metric
+
+    rng = random.Random(4)
+    scores = [rng.random() ** 3 for _ in range(300)]
+    first = mean_metric(scores)
+    assert first.ci95 is not None
+    assert mean_metric(list(scores)).ci95 == first.ci95  # seeded: the same scores, the same interval
+    low, high = first.ci95
+    assert min(scores) <= low < first.value < high <= max(scores)
+    # a percentile bootstrap of a mean agrees with the normal interval when n is large
+    assert high - low == pytest.approx(2 * 1.959963984540054 * (first.stderr or 0.0), rel=0.1)
+    constant = mean_metric([0.5, 0.5, 0.5])
+    assert constant.ci95 == (0.5, 0.5)
+
+
+def test_perplexity_interval_is_positive_and_reproducible() -> None:
+    from evalkit.kinds._stats import bits_per_byte, exp_of_negative_mean, weighted_perplexity
+
+    logprobs = [-0.1, -5.0, -0.3, -4.0]
+    perplexity = exp_of_negative_mean(logprobs)
+    assert perplexity.ci95 is not None
+    low, high = perplexity.ci95
+    # the delta-method interval went below zero here: value - 1.96 * stderr = 6.1 - 1.96 * 3.7 < 0
+    assert 0 < low < perplexity.value < high
+    assert exp_of_negative_mean(list(logprobs)).ci95 == perplexity.ci95
+    words = [1.0, 3.0, 1.0, 2.0]
+    word = weighted_perplexity(logprobs, words)
+    assert word.ci95 is not None and 0 < word.ci95[0] < word.value < word.ci95[1]
+    bits = bits_per_byte(logprobs, words)
+    assert bits.ci95 is not None and bits.ci95[0] < bits.value < bits.ci95[1]
+    assert bits.ci95 == pytest.approx((math.log2(word.ci95[0]), math.log2(word.ci95[1])))
+
+
+# -- records evalkit writes it can read (issue 10, case 2) ---------------------------------------
+
+
+def test_an_overflowing_perplexity_is_infinite_not_an_error() -> None:
+    from evalkit.kinds._stats import exp_of_negative_mean, weighted_perplexity
+
+    word = weighted_perplexity([-1000.0], [1.0])  # one long word: exp(1000) raised OverflowError
+    assert word.value == math.inf and word.stderr is None and word.ci95 is None
+    edge = exp_of_negative_mean([-712.0, -706.0])  # finite value, but stderr and the upper bound overflow
+    assert math.isfinite(edge.value) and edge.stderr is None
+    assert edge.ci95 is not None and math.isfinite(edge.ci95[0]) and edge.ci95[1] == math.inf

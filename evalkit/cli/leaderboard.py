@@ -60,7 +60,8 @@ _MACHINE_FORMATS = ("csv", "json")
     "show_ci",
     default=True,
     show_default=True,
-    help="Show ± half the 95% interval in table and markdown (csv and json always carry the bounds).",
+    help="Show the 95% interval (± or -below/+above) in table and markdown (csv and json always carry "
+    "the bounds).",
 )
 def leaderboard(
     results_dir: Path,

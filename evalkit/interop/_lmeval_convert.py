@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import SpecError
+from evalkit.intervals import Z95, wilson_interval
 from evalkit.results.schema import DataSourceFacts, MetricValue, SampleLog
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ LOWER_IS_BETTER = frozenset(
 )
 # `datasets` builders that read local files named in dataset_kwargs rather than a hub repository.
 FILE_BUILDERS = frozenset({"json", "csv", "parquet", "arrow", "text", "pandas", "xml", "webdataset"})
-_Z95 = 1.96
 
 
 def metric_name(metric: str, filter_name: str) -> str:
@@ -65,13 +65,14 @@ def convert_metrics(
             continue
         stderr = _finite(task_results.get(f"{metric}_stderr,{filter_name}"))
         better = higher_is_better.get(metric)
+        bounded = metric in BOUNDED_METRICS
         metrics[name] = MetricValue(
             value=float(value),
-            stderr=stderr,
-            ci95=None if stderr is None else (value - _Z95 * stderr, value + _Z95 * stderr),
+            stderr=stderr,  # lm-eval's own, for parity with its reports
+            ci95=_interval(float(value), stderr, n, bounded),
             n=n,
             higher_is_better=better if isinstance(better, bool) else metric not in LOWER_IS_BETTER,
-            bounded=metric in BOUNDED_METRICS,
+            bounded=bounded,
         )
     return metrics
 
@@ -228,3 +229,13 @@ def _canonical(value: Any) -> str:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(_canonical(value))
+
+
+def _interval(value: float, stderr: float | None, n: int, bounded: bool) -> tuple[float, float] | None:
+    """Wilson's interval for a share (a Wald one leaves [0, 1] at small n or near 0 % and 100 %);
+    the normal one from lm-eval's standard error otherwise."""
+    if bounded and 0.0 <= value <= 1.0 and n > 0:
+        return wilson_interval(value, n)
+    if stderr is None:
+        return None
+    return (value - Z95 * stderr, value + Z95 * stderr)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from evalkit.results.schema import MetricValue
+from evalkit import intervals
+from evalkit.results import MetricValue
 
-Z95 = 1.959963984540054  # the two-sided 95% quantile of the standard normal
 BOOTSTRAP_RESAMPLES = 2_000
 BOOTSTRAP_SEED = 0  # fixed: an interval is a function of the scores, reproducible run after run
 _BOOTSTRAP_CHUNK_DRAWS = 2_000_000  # indices drawn per chunk: bounds memory at ~16 MB whatever n is
@@ -117,15 +117,8 @@ def bits_per_byte(logprobs: Sequence[float], num_bytes: Sequence[float]) -> Metr
 
 
 def wilson_interval(successes: float, n: int) -> tuple[float, float]:
-    """Wilson's 95% score interval for `successes` of `n` trials; exactly 0 / 1 at the extremes."""
-    p = successes / n
-    z2 = Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    # at p = 0 or 1 one bound is 0 or 1 in exact arithmetic; floats could land a hair inside or outside
-    low = 0.0 if successes <= 0 else max(0.0, centre - half)
-    high = 1.0 if successes >= n else min(1.0, centre + half)
-    return low, high
+    """Wilson's 95% score interval for `successes` of `n` trials (see `evalkit.intervals`)."""
+    return intervals.wilson_interval(successes / n, n)
 
 
 def bootstrap_interval(

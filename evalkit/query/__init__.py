@@ -9,11 +9,11 @@ one policy: a finite positive float, or None.
 This package imports only :mod:`evalkit.results`, :mod:`evalkit.errors` and the standard library.
 """
 
+from evalkit.intervals import Z95
 from evalkit.query._choice import Choice, choose_latest, duplicate_note, record_key
 from evalkit.query._order import MIN_SUFFIX, display_names, finished_time, in_time_order, latest_per_key
 from evalkit.query._store_query import Evidence, StoreQuery, load_query
 from evalkit.query._values import (
-    Z95,
     DecodeCost,
     PrefillCost,
     decode_curve,

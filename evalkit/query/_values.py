@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from evalkit.intervals import Z95, wilson_interval
 from evalkit.results import MetricValue, RunRecord
-
-Z95 = 1.959963984540054  # the two-sided 95% quantile of the standard normal
 
 
 def primary_metric(record: RunRecord) -> MetricValue | None:
@@ -22,12 +21,40 @@ def primary_metric(record: RunRecord) -> MetricValue | None:
 
 
 def interval(metric: MetricValue) -> tuple[float, float] | None:
-    """The stored 95% interval, else the normal one from a finite standard error, else None."""
-    if metric.ci95 is not None:
-        return metric.ci95
-    if metric.stderr is not None and math.isfinite(metric.stderr):
+    """The 95% interval a view shows: the stored one when it can be true, else one that can.
+
+    Records store Wilson's interval for 0/1 scores and a bootstrap one otherwise (`MetricValue`),
+    and a view shows that. Older records and lm-eval imports store value ± 1.96 × stderr, which for
+    a bounded metric can leave [0, 1] (2 of 9: -6.6 % to 51.0 %) or collapse to a point at 0 % or
+    100 %; such an interval, and a missing one, is replaced for a bounded metric by Wilson's interval
+    from the value and n: exact for 0/1 scores, and wide enough for any scores in [0, 1] (their
+    variance is at most p(1 - p)). An unbounded metric without a stored interval gets the normal one
+    from a finite standard error; None when there is neither.
+    """
+    stored = metric.ci95
+    if stored is not None and _can_be_true(metric, stored):
+        return stored
+    if metric.bounded and metric.n > 0 and 0.0 <= metric.value <= 1.0:
+        return _wilson(metric.value, metric.n)
+    if stored is None and metric.stderr is not None and math.isfinite(metric.stderr):
         return (metric.value - Z95 * metric.stderr, metric.value + Z95 * metric.stderr)
-    return None
+    return stored
+
+
+def _can_be_true(metric: MetricValue, bounds: tuple[float, float]) -> bool:
+    """Whether a stored interval is a possible 95% interval of the metric's value."""
+    low, high = bounds
+    if not low <= metric.value <= high:
+        return not math.isfinite(metric.value)  # an undefined or overflowed value: nothing to check
+    if not metric.bounded:
+        return True
+    # A point at 0 or 1 is the Wald interval of all-wrong or all-right 0/1 scores, never a true 95%
+    # interval; a point inside (0, 1) is a bootstrap of constant fractional scores, which it is.
+    return low >= 0.0 and high <= 1.0 and not (low == high and metric.value in (0.0, 1.0) and metric.n > 0)
+
+
+def _wilson(p: float, n: int) -> tuple[float, float]:
+    return wilson_interval(p, n)
 
 
 def efficiency_figure(record: RunRecord, name: str) -> float | None:

@@ -5,7 +5,7 @@ Importing this package imports pandas; the CLI imports it only when a report com
 Which record counts is decided by :mod:`evalkit.query`, the layer every view shares.
 """
 
-from evalkit.report._cells import legend
+from evalkit.report._cells import legend, spread
 from evalkit.report._compare import (
     ModelComparison,
     Selection,
@@ -65,5 +65,6 @@ __all__ = [
     "render_variant_deltas",
     "select_records",
     "side_notes",
+    "spread",
     "variant_deltas",
 ]

@@ -1,7 +1,9 @@
 """The cells and legend of a leaderboard as people read it (terminal table and markdown).
 
 Bounded metrics are percentages with one decimal (more would claim a precision a few hundred
-samples do not have) followed by ± half the 95% interval; chance-normalized scores sit in their
+samples do not have) followed by the 95% interval as distances from the value: ``±4.9`` where it is
+symmetric to a shown unit, ``-15.9/+32.5`` where it is not (Wilson's interval of 2 of 9; half its
+width, ±24.2 around 22.2 %, would claim it reaches below 0 %); chance-normalized scores sit in their
 own ``:norm`` column, without an interval, to keep the table narrow (CSV and JSON carry
 everything). Efficiency figures are converted to the units people quote: MiB, tokens/s, ms.
 """
@@ -146,7 +148,12 @@ def legend(board: Leaderboard, show_ci: bool) -> list[tuple[str, str]]:
             entries.append((column.label + NORM_SUFFIX, _describe_normalized(column)))
     if show_ci:
         entries.append(
-            ("±", "half the 95% interval (as stored; 1.96 × standard error where only that is stored)")
+            (
+                "±",
+                "the 95% interval around the value: ± the larger distance where the two are within one "
+                "shown unit, else -below/+above (as stored: Wilson's for 0/1 scores, else a bootstrap; "
+                "Wilson's from the value and n for a percentage that stores none inside 0-100 %)",
+            )
         )
     return entries
 
@@ -188,12 +195,31 @@ def _metric(record: dict[str, Any], column: MetricColumn, show_ci: bool) -> str:
     text = _number(record[column.label], scale, digits)
     low, high = record[column.label + CI_LOW_SUFFIX], record[column.label + CI_HIGH_SUFFIX]
     if show_ci and text != MISSING and not is_missing(low) and not is_missing(high):
-        text += f" ±{(high - low) / 2 * scale:.{digits}f}"
+        text += " " + spread(record[column.label], low, high, scale, digits)
     return text
 
 
+def spread(value: float, low: float, high: float, scale: float, digits: int) -> str:
+    """An interval as distances from its value: '±4.9' when the two distances differ by at most one
+    shown unit (the larger one is shown, so the text never claims a narrower interval), else
+    '-15.9/+32.5'; '' when the value is not finite (no distance to it can be told)."""
+    if not math.isfinite(value):
+        return ""
+    unit = 10.0**-digits
+    below, above = round((value - low) * scale, digits), round((high - value) * scale, digits)
+    if below >= 0 and above >= 0 and abs(below - above) <= unit * 1.001:
+        return "±" + _fixed(max(below, above), digits)
+    return f"{_fixed(-below, digits, '+')}/{_fixed(above, digits, '+')}"
+
+
+def _fixed(value: float, digits: int, sign: str = "") -> str:
+    """Fixed-point with ``digits`` decimals; 3 significant digits from a million on (a perplexity
+    near overflow would otherwise print 300 digits)."""
+    return f"{value:{sign}.3g}" if abs(value) >= 1e6 else f"{value:{sign}.{digits}f}"
+
+
 def _number(value: Any, scale: float, digits: int) -> str:
-    return MISSING if is_missing(value) else f"{value * scale:.{digits}f}"
+    return MISSING if is_missing(value) else _fixed(value * scale, digits)
 
 
 def _integer(value: Any) -> str:

@@ -8,6 +8,7 @@ full precision (stderr, n, interval bounds, normalized scores, ranks), nothing r
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -115,9 +116,15 @@ def _json_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _json_value(value: Any) -> Any:
-    """Plain Python values; NaN and pandas' NA become null (JSON has no NaN)."""
+    """Plain Python values; NaN and pandas' NA become null (a gap: JSON has no NaN).
+
+    An infinite value (a perplexity that overflowed) is a result, not a gap: it is written as the
+    string "Infinity" / "-Infinity", as run records store it (`MetricValue`).
+    """
     if is_missing(value):
         return None
     if hasattr(value, "item"):  # numpy scalar
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
     return value

@@ -3,8 +3,9 @@
 Which model is a variant of which reference is store logic (:func:`evalkit.query.variant_groups`);
 the change and its interval are statistics, here. When both per-sample logs are in the store and
 share samples, the interval is the paired one `evalkit compare` reports (far tighter: the two runs
-saw the same questions); otherwise it combines the two standard errors. The leaderboard's
-variants table and the quantization plot are both built on :func:`variant_deltas`, so they agree.
+saw the same questions); otherwise it combines the two records' own intervals (Newcombe's method).
+The leaderboard's variants table and the quantization plot are both built on :func:`variant_deltas`,
+so they agree.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from evalkit.errors import DataError
-from evalkit.query import StoreQuery, primary_metric, variant_groups
-from evalkit.report.stats import Z95, PairedComparison, compare_paired, paired_scores
-from evalkit.results import ResultsStore, RunRecord
+from evalkit.query import StoreQuery, interval, primary_metric, variant_groups
+from evalkit.report.stats import PairedComparison, compare_paired, paired_scores
+from evalkit.results import MetricValue, ResultsStore, RunRecord
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,24 @@ def _delta(variant: RunRecord, reference: RunRecord, store: ResultsStore | None)
         low, high = paired.ci95
         return VariantDelta(**base, delta=paired.difference, low=low, high=high, n=paired.n, paired=True)
     delta = mine.value - theirs.value
-    bounds: tuple[float | None, float | None] = (None, None)
-    if mine.stderr is not None and theirs.stderr is not None:
-        half = Z95 * math.hypot(mine.stderr, theirs.stderr)
-        bounds = (delta - half, delta + half)
+    unpaired_low, unpaired_high = _unpaired_interval(mine, theirs)
     return VariantDelta(
-        **base, delta=delta, low=bounds[0], high=bounds[1], n=min(mine.n, theirs.n), paired=False
+        **base, delta=delta, low=unpaired_low, high=unpaired_high, n=min(mine.n, theirs.n), paired=False
     )
+
+
+def _unpaired_interval(mine: MetricValue, theirs: MetricValue) -> tuple[float | None, float | None]:
+    """The 95% interval of mine - theirs from each side's own interval (Newcombe's 1998 method 10 for
+    independent proportions: it combines two Wilson intervals, stays inside [-1, 1] and does not
+    collapse at 0 % or 100 % as value ± 1.96 × the combined standard errors did)."""
+    mine_bounds, their_bounds = interval(mine), interval(theirs)
+    if mine_bounds is None or their_bounds is None:
+        return None, None
+    (mine_low, mine_high), (their_low, their_high) = mine_bounds, their_bounds
+    delta = mine.value - theirs.value
+    below = math.hypot(mine.value - mine_low, their_high - theirs.value)
+    above = math.hypot(mine_high - mine.value, theirs.value - their_low)
+    return max(-1.0, delta - below), min(1.0, delta + above)
 
 
 def _paired(

@@ -15,8 +15,10 @@ choose what a row shows. The rules, so that a reader can trust a number:
 * ``<label>:norm`` is the chance-normalized score (score - chance) / (1 - chance), with chance
   from ``MetricValue.chance`` (0 = guessing, 1 = perfect), so a 4-choice and a 2-choice task can
   be compared; ``mean:norm`` averages the normalized scores a row has;
-* intervals are the stored 95% interval (``MetricValue.ci95``); where a record stores only a
-  standard error, the normal interval value ± 1.96 × stderr;
+* intervals are the stored 95% interval (``MetricValue.ci95``: Wilson's for 0/1 scores, else a
+  bootstrap) where it can be true; a bounded metric that stores none, or one outside [0, 1] or
+  collapsed to a point at 0 or 1 (the Wald interval of older records), gets Wilson's interval from
+  its value and n (:func:`evalkit.query.interval`);
 * ``pareto_memory`` / ``pareto_latency``: the row is on the Pareto front of ``mean`` against
   memory (``peak_memory_bytes`` when every ranked row has it, else the model file's
   ``bytes_on_disk``) / against ``time_per_output_token_s`` (see :func:`stats.pareto_front`).

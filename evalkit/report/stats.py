@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from evalkit.errors import DataError
-from evalkit.query import Z95
+from evalkit.intervals import Z95, wilson_interval
 
 if TYPE_CHECKING:
     from evalkit.results import ResultsStore, RunRecord
@@ -203,10 +203,7 @@ def _newcombe_interval(both: int, only_1: int, only_2: int, neither: int) -> tup
 
 
 def _wilson(p: float, n: int) -> tuple[float, float]:
-    z2 = Z95 * Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return wilson_interval(p, n)
 
 
 def _paired_bootstrap(

@@ -14,9 +14,11 @@ and `SourceFacts.origin` is a closed set.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evalkit.results._efficiency import EfficiencyFigures
 
@@ -46,7 +48,26 @@ class ModelFacts(BaseModel):
 
 
 class MetricValue(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """One metric of a record: its value over `n` samples, a standard error and a 95% interval.
+
+    Non-finite numbers. `value` is finite except where the arithmetic has no finite answer: +inf for
+    a metric that overflows (a perplexity exp(mean negative logprob) above ~1.8e308), NaN for a metric
+    over no samples (n = 0); views show neither as a score. A `ci95` bound may be infinite the same
+    way (an overflowing perplexity's upper bound); an interval with a NaN bound is None. `stderr` is
+    finite or None (undefined: n = 1, or the value overflowed); a non-finite one is stored as None.
+
+    JSON has no inf or NaN, so a record line stores them as the strings "Infinity", "-Infinity" and
+    "NaN" (what JavaScript's JSON and Python's float() read back). The reader takes JSON numbers,
+    Python's bare `Infinity`/`NaN` literals and exactly those three strings; any other string (say
+    "0.5") or a boolean is a corrupt record. Lines written before this rule stored every non-finite
+    number as null: a null `value` reads as NaN and a `ci95` with a null bound as None (what the null
+    stood for cannot be known, so nothing is claimed).
+
+    The interval (`kinds/_stats.py`): Wilson's score interval for 0/1 scores, a seeded percentile
+    bootstrap otherwise; records written before it, and lm-eval imports, may hold value ± 1.96 × stderr.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
 
     value: float
     stderr: float | None  # standard error of the mean over samples (None when undefined, e.g. n=1)
@@ -57,6 +78,43 @@ class MetricValue(BaseModel):
     chance: float | None = Field(
         default=None, description="the expected score of random guessing (mean of 1/choices), when defined"
     )
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_number(cls, value: object) -> object:
+        return math.nan if value is None else _number(value)
+
+    @field_validator("stderr", mode="before")
+    @classmethod
+    def _stderr_finite_or_none(cls, value: object) -> object:
+        number = None if value is None else _number(value)
+        return number if number is not None and math.isfinite(number) else None
+
+    @field_validator("ci95", mode="before")
+    @classmethod
+    def _interval_bounds(cls, value: object) -> object:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            return value  # None, or a shape pydantic reports
+        if any(bound is None for bound in value):
+            return None
+        low, high = (_number(bound) for bound in value)
+        if math.isnan(low) or math.isnan(high):
+            return None
+        return (low, high)
+
+
+_NON_FINITE: Final = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+
+
+def _number(value: object) -> float:
+    """A JSON number or one of the three non-finite strings as a float; anything else is refused."""
+    if isinstance(value, str):
+        if value in _NON_FINITE:
+            return _NON_FINITE[value]
+        raise ValueError(f"a number, or one of {', '.join(map(repr, _NON_FINITE))}, not the string {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars are Real too
+        raise ValueError(f"a number, not {type(value).__name__}")
+    return float(value)
 
 
 class SourceFacts(BaseModel):
@@ -131,7 +189,7 @@ class HostFacts(BaseModel):
 class LongContextMatrix(BaseModel):
     """A long-context task's depth × length grid, kept whole so heatmaps need only the store."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
 
     lengths: list[int]  # nominal prompt lengths in tokens, ascending
     depths: list[float]  # the rows: where the needle sits, 0 (start) … 1 (end); see row_axis
@@ -149,7 +207,7 @@ class LongContextMatrix(BaseModel):
 
 
 class RunRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
 
     # Only the current version validates: older lines go through `upgrade_record` (the store does).
     schema_version: Literal[2] = SCHEMA_VERSION
@@ -181,7 +239,7 @@ class SampleLog(BaseModel):
     everything a view reads is typed in `RunRecord`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, ser_json_inf_nan="strings")
 
     sample_id: str
     prompt: str

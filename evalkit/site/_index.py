@@ -8,6 +8,7 @@ from typing import Any
 
 from evalkit.query import decode_curve
 from evalkit.report import leaderboard as lb
+from evalkit.report import spread
 from evalkit.site._data import SiteData, embed
 from evalkit.site._html import (
     Cell,
@@ -166,7 +167,7 @@ def _metric_cell(row: dict[str, Any], label: str, *, bounded: bool) -> Cell:
     low, high = _float(row.get(label + lb.CI_LOW_SUFFIX)), _float(row.get(label + lb.CI_HIGH_SUFFIX))
     title = ""
     if low is not None and high is not None:
-        text += f'<span class="ci">±{(high - low) / 2 * scale:.{digits}f}</span>'
+        text += f'<span class="ci">{esc(spread(number, low, high, scale, digits))}</span>'
         title = f"95% CI {low * scale:.{digits}f} to {high * scale:.{digits}f}"
     rank = _float(row.get(label + lb.RANK_SUFFIX))
     if rank is not None:

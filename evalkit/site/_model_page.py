@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from evalkit.query import decode_curve, interval, primary_metric
+from evalkit.query import decode_curve, interval
 from evalkit.results import MetricValue, RunRecord
 from evalkit.site._data import SiteData, embed, relative
 from evalkit.site._html import (
@@ -103,7 +103,8 @@ def _standing(data: SiteData, fingerprint: str) -> str:
 def _results_table(data: SiteData, latest: list[RunRecord]) -> str:
     rows = []
     for record in latest:
-        metric = primary_metric(record)
+        # the stored metric, not primary_metric(): an overflowed perplexity shows as inf, not as missing
+        metric = record.metrics.get(record.task.primary_metric)
         key = (record.model.fingerprint, record.task.name)
         samples = data.sample_files.get(key)
         rows.append(
@@ -133,7 +134,7 @@ def _results_table(data: SiteData, latest: list[RunRecord]) -> str:
 
 
 def _value_cells(metric: MetricValue | None) -> list[Cell]:
-    if metric is None:
+    if metric is None or math.isnan(metric.value):  # NaN: a metric over no samples has no value
         return [number_cell(None, "")] * 4
     scale, digits = (100.0, 1) if metric.bounded else (1.0, 3)
     bounds = interval(metric)
@@ -153,6 +154,9 @@ def _others(record: RunRecord) -> str:
     parts = []
     for metric_name, value in sorted(record.metrics.items()):
         if metric_name == record.task.primary_metric:
+            continue
+        if math.isnan(value.value):  # a metric over no samples has no value to show
+            parts.append(f"{metric_name} n/a")
             continue
         parts.append(
             f"{metric_name} {value.value * 100:.1f}%" if value.bounded else f"{metric_name} {value.value:.3g}"
