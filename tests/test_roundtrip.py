@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from fabricate_results import BASE, make_record, perplexity
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalkit.kinds._stats import bits_per_byte, exp_of_negative_mean, mean_metric, weighted_perplexity
 from evalkit.results import MetricValue, ResultsStore, RunRecord
@@ -174,3 +176,42 @@ def test_an_infinite_perplexity_is_shown_not_fatal_in_every_leaderboard_format(t
     (row,) = json.loads(result.stdout)
     assert row["wikitext/word_perplexity"] == "Infinity"  # JSON has no inf: the record format's string
     assert row["arc_easy/acc"] == 0.5
+
+
+# -- the same property, searched by hypothesis (it shrinks a failure to a minimal record) -------------
+
+finite_or_not = st.floats(allow_nan=True, allow_infinity=True)
+samples = st.lists(finite_or_not, min_size=1, max_size=8)
+
+
+@st.composite
+def metric_values(draw: st.DrawFn) -> MetricValue:
+    """Metric values as the writer makes them: built directly or through every aggregation."""
+    how = draw(st.sampled_from(["direct", "mean", "perplexity", "weighted", "bits_per_byte"]))
+    if how == "direct":
+        low, high = draw(finite_or_not), draw(finite_or_not)
+        return MetricValue(
+            value=draw(finite_or_not),
+            stderr=draw(st.none() | st.floats(allow_nan=False, allow_infinity=False)),
+            ci95=draw(st.none() | st.just((low, high))),
+            n=draw(st.integers(0, 10**6)),
+            higher_is_better=draw(st.booleans()),
+            bounded=draw(st.booleans()),
+        )
+    values = draw(samples)
+    if how == "mean":
+        return mean_metric(values, bounded=draw(st.booleans()))
+    if how == "perplexity":
+        return exp_of_negative_mean(values)
+    weights = draw(st.lists(st.floats(0, 1e12), min_size=len(values), max_size=len(values)))
+    return weighted_perplexity(values, weights) if how == "weighted" else bits_per_byte(values, weights)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)  # the same examples in every CI run
+@given(metrics=st.lists(metric_values(), min_size=1, max_size=4))
+def test_hypothesis_every_written_record_reads_back_equal(metrics: list[MetricValue]) -> None:
+    record = record_with({f"m{i}": metric for i, metric in enumerate(metrics)}, 0)
+    line = record.model_dump_json()
+    back = RunRecord.model_validate_json(line)
+    assert same(record.model_dump(), back.model_dump())
+    assert back.model_dump_json() == line
