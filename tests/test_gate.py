@@ -25,6 +25,7 @@ from evalkit.errors import DataError, SpecError
 from evalkit.gate import (
     Check,
     GateReport,
+    MinScoreRule,
     RuleResult,
     Status,
     evaluate_gate,
@@ -215,6 +216,14 @@ def test_planted_regression_in_a_copy_of_the_reference_store_fails(tmp_path: Pat
 # -- malformed input: exit 2, file:line -----------------------------------------------------------
 
 RULE = "rules:\n  - name: floor\n    kind: min_score\n    model: m\n    task: t\n    at_least: 0.5\n"
+MAX = "rules:\n  - {name: ceiling, kind: max_score, model: m, task: t, at_most: 0.9}\n"
+MEMORY = "rules:\n  - {name: memory, kind: max_memory, model: m, at_most_bytes: 1000}\n"
+DROP = "rules:\n  - {name: drop, kind: no_regression, model: m, tasks: [t], max_drop: 0.02}\n"
+
+
+def test_whole_numbers_are_accepted_where_a_float_is_meant(tmp_path: Path) -> None:
+    rule = load_policy(write_policy(tmp_path, RULE.replace("0.5", "0"))).policy.rules[0]
+    assert isinstance(rule, MinScoreRule) and rule.at_least == 0.0
 
 
 @pytest.mark.parametrize(
@@ -236,6 +245,32 @@ RULE = "rules:\n  - name: floor\n    kind: min_score\n    model: m\n    task: t\
         (RULE.replace("task: t", "task: !!python/object/apply:os.system [echo hi]"), "gate.yaml:5:"),
         ("- 1\n", "gate.yaml:1: expected a mapping at the top level"),
         ("rules: []\n", "gate.yaml:1: rules: List should have at least 1 item"),
+        # issue 10 case 4: a tag on a list or mapping was ignored, and the policy ran
+        (
+            "rules: !!python/object/apply:os.system\n" + RULE[7:],
+            "gate.yaml:1: YAML tag '!!python/object/apply",
+        ),
+        (
+            RULE.replace("  - name", "  - !!python/name:os.system\n    name"),
+            "gate.yaml:2: YAML tag '!!python/name",
+        ),
+        # issue 10 case 5: NaN failed the rule (exit 1: bad input read as a regression), inf passed it,
+        # strings and booleans were coerced
+        (RULE.replace("0.5", ".nan"), "gate.yaml:6: rules.0.at_least: Input should be a finite number"),
+        (MAX.replace("0.9", ".inf"), "gate.yaml:2: rules.0.at_most: Input should be a finite number"),
+        (MAX.replace("0.9", "-.inf"), "gate.yaml:2: rules.0.at_most: Input should be a finite number"),
+        (RULE.replace("0.5", '"0.5"'), "gate.yaml:6: rules.0.at_least: Input should be a valid number"),
+        (RULE.replace("0.5", "true"), "gate.yaml:6: rules.0.at_least: Input should be a valid number"),
+        ("alpha: .nan\n" + RULE, "gate.yaml:1: alpha: Input should be a finite number"),
+        (
+            MEMORY.replace("1000", "1.5e9"),
+            "gate.yaml:2: rules.0.at_most_bytes: Input should be a valid integer",
+        ),
+        (
+            MEMORY.replace("1000", "'1000'"),
+            "gate.yaml:2: rules.0.at_most_bytes: Input should be a valid integer",
+        ),
+        (DROP.replace("0.02", ".nan"), "gate.yaml:2: rules.0.max_drop: Input should be a finite number"),
     ],
 )
 def test_malformed_policy_exits_2_naming_file_and_line(

@@ -148,3 +148,180 @@ def test_fake_option_typo_suggests() -> None:
 
     with pytest.raises(SpecError, match="unknown option 'sed'; did you mean 'seed'"):
         load_model("fake,sed=1")
+
+
+# -- issue 10 case 4: YAML holds plain values only, loads in one pass, within limits ---------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "tag"),
+    [
+        ("generation: !function\n  max_tokens: 3\n", 7, "'!function'"),  # a tag on a mapping
+        ("metrics: !!python/name:os.system [acc]\n", 7, "'!!python/name:os.system'"),  # on a list
+        ("tags: !!set {a: null}\n", 7, "'!!set'"),
+        ("answer:\n  regex: !!binary aGk=\n", 8, "'!!binary'"),
+        ("!custom summary: x\n", 7, "'!custom'"),  # on a key
+        ("summary: !!timestamp 2024-01-01\n", 7, "'!!timestamp'"),
+    ],
+)
+def test_yaml_tags_beyond_standard_scalars_are_refused(
+    tmp_path: Path, extra: str, line: int, tag: str
+) -> None:
+    path = write(tmp_path, GOOD + extra)
+    with pytest.raises(SpecError) as info:
+        load_task_file(path)
+    assert str(info.value).startswith(f"{path}:{line}: YAML tag {tag} is not supported")
+
+
+def test_standard_scalar_tags_and_plain_yaml_values_load_as_written(tmp_path: Path) -> None:
+    text = GOOD.replace('template: "Q: {question}"', "template: !!str 123") + (
+        "num_fewshot: !!int 2\nsummary: 2024-01-01\npublished: {m/acc: 1e-1, n/acc: !!float 1}\n"
+    )
+    spec = load_task_file(write(tmp_path, text))
+    assert spec.template == "123" and spec.num_fewshot == 2
+    assert spec.summary == "2024-01-01"  # a date-looking value stays the text written, never a date
+    assert spec.published == {"m/acc": 0.1, "n/acc": 1.0}  # YAML 1.2 exponent floats are numbers
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("num_fewshot: !!int abc\n", ":7: 'abc' is not a valid !!int"),
+        ("answer: {ignore_case: !!bool maybe}\n", ":7: 'maybe' is not a valid !!bool"),
+        ("fewshot_seed: " + "9" * 5000 + "\n", ":7: '999"),
+        ("tags: [&a x, *a]\n", ":7: YAML aliases (*a) are not supported"),
+        ("? [a, b]\n: 1\n", ":7: a mapping key must be a plain string"),
+        ("---\nname: again\n", ":7: expected one YAML document, found a second"),
+        ("summary: \x07\n", ":7: invalid YAML: character"),
+    ],
+)
+def test_malformed_yaml_values_are_spec_errors_at_their_line(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    path = write(tmp_path, GOOD + extra)
+    with pytest.raises(SpecError) as info:
+        load_task_file(path)
+    assert str(info.value).startswith(f"{path}{message}")
+
+
+def test_deep_nesting_is_refused_with_its_line_not_a_recursion_error(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + "tags: " + "[" * 500 + "]" * 500 + "\n")
+    with pytest.raises(SpecError, match=rf"^{path}:7: nested deeper than 64 levels$"):
+        load_task_file(path)
+    block = "".join(f"{'  ' * depth}k{depth}:\n" for depth in range(1, 500))
+    path = write(tmp_path, GOOD + "params:\n" + block)
+    with pytest.raises(SpecError, match=rf"^{path}:71: nested deeper than 64 levels$"):
+        load_task_file(path)
+
+
+def test_files_over_the_size_limit_are_refused_before_parsing(tmp_path: Path) -> None:
+    from evalkit.specs._yaml import MAX_BYTES
+
+    path = write(tmp_path, GOOD + "summary: " + "x" * MAX_BYTES + "\n")
+    with pytest.raises(
+        SpecError, match=rf"^{path}: file is \d+ bytes, over the 1048576-byte \(1 MiB\) limit$"
+    ):
+        load_task_file(path)
+
+
+def test_a_large_file_is_parsed_once_with_no_reserialisation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The old loader composed a node tree, then serialised and re-parsed every scalar: 15 s per MB.
+    import yaml
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the file was parsed more than once")
+
+    for name in ("serialize", "safe_load", "compose", "load"):
+        monkeypatch.setattr(yaml, name, forbidden)
+    entries = "".join(f"  model-{i:06d}/acc: 0.{i % 1000:03d}\n" for i in range(20_000))
+    spec = load_task_file(write(tmp_path, GOOD + "published:\n" + entries))
+    assert len(spec.published) == 20_000 and spec.published["model-000007/acc"] == 0.007
+
+
+def test_a_fifo_or_folder_is_refused_without_reading(tmp_path: Path) -> None:
+    import contextlib
+    import os
+    import threading
+
+    fifo = tmp_path / "demo.yaml"
+    os.mkfifo(fifo)
+
+    def unblock_an_old_reader() -> None:
+        # Opening a FIFO to read blocks until a writer comes; give a loader that opens it one, so
+        # this test fails rather than hangs if the file is read.
+        threading.Event().wait(2)
+        # ENXIO when nobody is reading: the loader refused the FIFO, as it should.
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=unblock_an_old_reader, daemon=True).start()
+    with pytest.raises(SpecError, match=rf"^{fifo}: not a regular file$"):
+        load_task_file(fifo)
+    with pytest.raises(SpecError, match=rf"^{tmp_path}: not a regular file$"):
+        load_task_file(tmp_path)
+
+
+def test_non_utf8_text_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "demo.yaml"
+    path.write_bytes(GOOD.encode() + b"summary: caf\xe9\n")
+    with pytest.raises(SpecError, match=rf"^{path}:7: not UTF-8 text \(byte 0xe9\)$"):
+        load_task_file(path)
+
+
+# -- issue 10 case 5: numbers are strict and finite --------------------------------------------------
+
+LONG = """\
+name: demo
+kind: long_context
+long_context:
+  generator: passkey
+  lengths: [256, 512]
+"""
+EFFICIENCY = "name: demo\nkind: efficiency\nefficiency:\n  min_seconds: 2\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (LONG.replace("256,", "'256',"), ":5: long_context.lengths.0: Input should be a valid integer"),
+        (LONG + "  threshold: .nan\n", ":6: long_context.threshold: Input should be a finite number"),
+        (LONG + "  depths: [0.5, .inf]\n", ":6: long_context.depths.1: Input should be a finite number"),
+        (LONG + "  samples: 2.0\n", ":6: long_context.samples: Input should be a valid integer"),
+        (EFFICIENCY.replace("2", ".inf"), ":4: efficiency.min_seconds: Input should be a finite number"),
+        (EFFICIENCY.replace("2", '"2"'), ":4: efficiency.min_seconds: Input should be a valid number"),
+        (EFFICIENCY + "  isolate: 'no'\n", ":5: efficiency.isolate: Input should be a valid boolean"),
+        (EFFICIENCY + "  timeout_s: true\n", ":5: efficiency.timeout_s: Input should be a valid number"),
+        (GOOD + "num_fewshot: true\n", ":7: num_fewshot: Input should be a valid integer"),
+        (GOOD + "published: {m/acc: '0.5'}\n", ":7: published.m/acc: Input should be a valid number"),
+        (GOOD + "published: {m/acc: -.inf}\n", ":7: published.m/acc: Input should be a finite number"),
+    ],
+)  # fmt: skip
+def test_spec_numbers_are_strict_and_finite(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_task_file(path)
+    assert str(info.value).startswith(f"{path}{message}")
+
+
+def test_an_int_is_accepted_where_a_float_is_meant(tmp_path: Path) -> None:
+    spec = load_task_file(write(tmp_path, EFFICIENCY))
+    assert spec.efficiency is not None and spec.efficiency.min_seconds == 2.0
+    spec = load_task_file(write(tmp_path, LONG + "  depths: [0, 1]\n  relative_fraction: 1\n"))
+    assert spec.long_context is not None and spec.long_context.depths == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{task: toy_mc, limit: '5'}", "bad.yaml:3: tasks.0.limit: Input should be a valid integer"),
+        ("{task: toy_mc, num_fewshot: no}", "bad.yaml:3: tasks.0.num_fewshot: Input should be a valid int"),
+        ("{task: toy_mc, depths: [.nan]}", "bad.yaml:3: tasks.0.depths.0: Input should be a finite number"),
+        ("{task: toy_mc, sweep: [1.5]}", "bad.yaml:3: tasks.0.sweep.0: Input should be a valid integer"),
+    ],
+)  # fmt: skip
+def test_suite_numbers_are_strict(toy_tasks: Path, entry: str, message: str) -> None:
+    (toy_tasks / "suites" / "bad.yaml").write_text(f"suite: bad\ntasks:\n  - {entry}\n")
+    with pytest.raises(SpecError, match=message):
+        Catalogue([toy_tasks]).suite("bad")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import unicodedata
 
 import click
 
@@ -75,18 +76,42 @@ def cli() -> None:
 
 def main() -> None:
     try:
-        # In non-standalone mode click returns ctx.exit(n)'s code instead of exiting.
-        code = cli.main(standalone_mode=False)
+        # In non-standalone mode click returns ctx.exit(n)'s code instead of exiting. The program name
+        # is fixed so messages read `evalkit run`, however the entry point was started.
+        code = cli.main(prog_name="evalkit", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a bare `evalkit` (or group) asks for help, not an error line
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {_one_line(_click_message(exc))}", err=True)
         sys.exit(2)
     except EvalkitError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """Click's message, with the command it concerns, as one line instead of usage + hint + `Error:`."""
+    message = exc.format_message()
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    if ctx is None:
+        return message
+    return f"{ctx.command_path}: {message} (see '{ctx.command_path} --help')"
+
+
+def _one_line(text: str) -> str:
+    """`text` with newlines and other control characters escaped (`\\n`, `\\x1b`).
+
+    The error contract is one line; a name carrying a newline or an ANSI escape must neither split
+    the line nor drive the terminal.
+    """
+    return "".join(
+        repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch for ch in text
+    )

@@ -3,6 +3,8 @@
 Each rule kind is its own pydantic model (``extra="forbid"``), chosen by its ``kind`` key, so a
 misspelt key or kind fails at load time with file:line and a suggestion. The YAML only
 configures; what a rule means lives in :mod:`evalkit.gate._evaluate`.
+Numbers are strict and finite: ``.nan``, ``.inf``, ``"0.5"`` and ``true`` are bad input (exit 2),
+never a rule that fails, or passes, whatever the store holds.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from evalkit.errors import SpecError
-from evalkit.specs import LocatedYaml, load_located_yaml, validate_located
+from evalkit.specs import FiniteFloat, LocatedYaml, load_located_yaml, validate_located
 
 OnMissing = Literal["fail", "skip"]
 ThroughputFigure = Literal["prefill_tokens_per_s", "decode_tokens_per_s"]
@@ -45,7 +47,7 @@ class MinScoreRule(_Rule):
     kind: Literal["min_score"]
     task: str
     metric: str | None = Field(default=None, min_length=1, description="default: the task's primary metric")
-    at_least: float
+    at_least: FiniteFloat
 
 
 class MaxScoreRule(_Rule):
@@ -54,7 +56,7 @@ class MaxScoreRule(_Rule):
     kind: Literal["max_score"]
     task: str
     metric: str | None = Field(default=None, min_length=1, description="default: the task's primary metric")
-    at_most: float
+    at_most: FiniteFloat
 
 
 class NoRegressionRule(_Rule):
@@ -63,7 +65,7 @@ class NoRegressionRule(_Rule):
     kind: Literal["no_regression"]
     tasks: list[str] = Field(min_length=1)
     metric: str | None = Field(default=None, min_length=1, description="default: each task's primary metric")
-    max_drop: float = Field(ge=0, description="largest allowed worsening of the mean, in metric units")
+    max_drop: FiniteFloat = Field(ge=0, description="largest allowed worsening of the mean, in metric units")
 
     @property
     def needs_baseline(self) -> bool:
@@ -76,7 +78,7 @@ class MinThroughputRatioRule(_Rule):
     kind: Literal["min_throughput_ratio"]
     metric: ThroughputFigure
     task: str | None = Field(default=None, description="default: every task whose record carries the figure")
-    at_least: float = Field(gt=0)
+    at_least: FiniteFloat = Field(gt=0)
 
     @property
     def needs_baseline(self) -> bool:
@@ -88,7 +90,7 @@ class MaxMemoryRule(_Rule):
 
     kind: Literal["max_memory"]
     task: str | None = Field(default=None, description="default: every task whose record carries the figure")
-    at_most_bytes: int = Field(gt=0)
+    at_most_bytes: StrictInt = Field(gt=0)
 
 
 Rule = Annotated[
@@ -100,7 +102,7 @@ Rule = Annotated[
 class GatePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alpha: float = Field(default=0.05, gt=0, lt=1, description="significance level of the paired tests")
+    alpha: FiniteFloat = Field(default=0.05, gt=0, lt=1, description="significance level of the paired tests")
     rules: list[Rule] = Field(min_length=1)
 
 

@@ -1,5 +1,6 @@
 """Typed specifications of tasks, suites and datasets, loaded from YAML."""
 
+from evalkit.specs._numbers import FiniteFloat, StrictPositiveInt
 from evalkit.specs._validate import validate_located
 from evalkit.specs._yaml import LocatedYaml, load_located_yaml
 from evalkit.specs.catalogue import Catalogue, builtin_task_dir, default_catalogue
@@ -28,11 +29,13 @@ __all__ = [
     "Catalogue",
     "DatasetSpec",
     "EfficiencySpec",
+    "FiniteFloat",
     "GenerationSpec",
     "HubDataset",
     "LocatedYaml",
     "LongContextSpec",
     "Mirror",
+    "StrictPositiveInt",
     "SuiteEntry",
     "SuiteSpec",
     "SweepSpec",

@@ -5,8 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from evalkit.specs._numbers import FiniteFloat, StrictPositiveInt
 from evalkit.specs._validate import validate_located
 from evalkit.specs._yaml import LocatedYaml, load_located_yaml
 from evalkit.specs.dataset import DatasetSpec
@@ -21,14 +32,14 @@ TASK_NAME_PATTERN = r"^([a-z0-9][a-z0-9_.\-]*|lmeval:[A-Za-z0-9][A-Za-z0-9_.\-]*
 RULER_THRESHOLD = 85.6
 DEFAULT_LENGTHS = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768]
 DEFAULT_DEPTHS = [round(i / 10, 1) for i in range(11)]
-Depth = Annotated[float, Field(ge=0.0, le=1.0)]
+Depth = Annotated[FiniteFloat, Field(ge=0.0, le=1.0)]
 
 
 class GenerationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     stop: list[str] = Field(default_factory=lambda: ["\n\n"])
-    max_tokens: int = Field(default=64, ge=1)
+    max_tokens: StrictInt = Field(default=64, ge=1)
 
 
 class AnswerSpec(BaseModel):
@@ -37,9 +48,9 @@ class AnswerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     regex: str | None = Field(default=None, description="first capture group (or whole match) is the answer")
-    ignore_case: bool = True
-    ignore_punctuation: bool = False
-    strip: bool = True
+    ignore_case: StrictBool = True
+    ignore_punctuation: StrictBool = False
+    strip: StrictBool = True
 
 
 class EfficiencySpec(BaseModel):
@@ -51,15 +62,19 @@ class EfficiencySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prompt_lengths: list[PositiveInt] = Field(default_factory=lambda: [128, 512, 2048], min_length=1)
-    context_lengths: list[PositiveInt] = Field(default_factory=lambda: [128, 512, 2048], min_length=1)
-    decode_tokens: PositiveInt = 32
-    warmup: int = Field(default=1, ge=0)
-    min_repetitions: PositiveInt = 3
-    min_seconds: float = Field(default=1.0, ge=0)
-    seed: int = 1234
-    isolate: bool = Field(default=True, description="measure in a fresh subprocess that loads the model")
-    timeout_s: float = Field(default=1800.0, gt=0, description="the subprocess is killed after this long")
+    prompt_lengths: list[StrictPositiveInt] = Field(default_factory=lambda: [128, 512, 2048], min_length=1)
+    context_lengths: list[StrictPositiveInt] = Field(default_factory=lambda: [128, 512, 2048], min_length=1)
+    decode_tokens: StrictPositiveInt = 32
+    warmup: StrictInt = Field(default=1, ge=0)
+    min_repetitions: StrictPositiveInt = 3
+    min_seconds: FiniteFloat = Field(default=1.0, ge=0)
+    seed: StrictInt = 1234
+    isolate: StrictBool = Field(
+        default=True, description="measure in a fresh subprocess that loads the model"
+    )
+    timeout_s: FiniteFloat = Field(
+        default=1800.0, gt=0, description="the subprocess is killed after this long"
+    )
 
 
 class SweepSpec(BaseModel):
@@ -68,7 +83,7 @@ class SweepSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     param: str
-    values: list[PositiveInt] = Field(min_length=1)
+    values: list[StrictPositiveInt] = Field(min_length=1)
 
 
 class LongContextSpec(BaseModel):
@@ -86,15 +101,15 @@ class LongContextSpec(BaseModel):
     haystack: str = Field(
         default="noise", description="noise | prose | a text file (relative to the task file)"
     )
-    lengths: list[PositiveInt] = Field(default_factory=lambda: list(DEFAULT_LENGTHS), min_length=1)
+    lengths: list[StrictPositiveInt] = Field(default_factory=lambda: list(DEFAULT_LENGTHS), min_length=1)
     depths: list[Depth] = Field(default_factory=lambda: list(DEFAULT_DEPTHS), min_length=1)
     sweep: SweepSpec | None = None
-    samples: PositiveInt = Field(default=1, description="samples per cell; --limit caps it")
-    seed: int = 42
-    max_new_tokens: PositiveInt = 32
+    samples: StrictPositiveInt = Field(default=1, description="samples per cell; --limit caps it")
+    seed: StrictInt = 42
+    max_new_tokens: StrictPositiveInt = 32
     stop: list[str] = Field(default_factory=lambda: ["\n"])
     mode: Literal["generate", "loglikelihood"] = "generate"
-    distractors: PositiveInt = Field(
+    distractors: StrictPositiveInt = Field(
         default=4, description="loglikelihood mode: wrong values ranked per answer"
     )
     template: str = Field(
@@ -104,8 +119,8 @@ class LongContextSpec(BaseModel):
     beyond_window: Literal["skip", "run"] = Field(
         default="skip", description="cells longer than the model's context window: skip (recorded) or run"
     )
-    threshold: float = Field(default=RULER_THRESHOLD, ge=0, le=100)
-    relative_fraction: float = Field(default=0.8, gt=0, le=1)
+    threshold: FiniteFloat = Field(default=RULER_THRESHOLD, ge=0, le=100)
+    relative_fraction: FiniteFloat = Field(default=0.8, gt=0, le=1)
 
     @model_validator(mode="after")
     def _grid_is_sane(self) -> LongContextSpec:
@@ -130,15 +145,15 @@ class TaskSpec(BaseModel):
     instruction: str = Field(default="", description="prepended once, before the few-shot examples")
     target_delimiter: str = " "
     fewshot_delimiter: str = "\n\n"
-    num_fewshot: int = Field(default=0, ge=0)
-    fewshot_seed: int = 1234
+    num_fewshot: StrictInt = Field(default=0, ge=0)
+    fewshot_seed: StrictInt = 1234
     metrics: list[str] | None = None
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     answer: AnswerSpec = Field(default_factory=AnswerSpec)
     tags: list[str] = Field(default_factory=list)
     efficiency: EfficiencySpec | None = None  # kind efficiency only (defaults when omitted)
     long_context: LongContextSpec | None = None  # kind long_context only (required there)
-    published: dict[str, float] = Field(
+    published: dict[str, FiniteFloat] = Field(
         default_factory=dict, description="reference scores, e.g. {'smollm2-135m/acc_norm': 0.5}"
     )
 
@@ -160,14 +175,16 @@ class TaskSpec(BaseModel):
             )
         return kind
 
-    @model_validator(mode="after")
-    def _kind_blocks_fit_kind(self) -> TaskSpec:
+    @field_validator("efficiency", "long_context")
+    @classmethod
+    def _block_fits_kind(cls, block: BaseModel | None, info: ValidationInfo) -> BaseModel | None:
         # A kind-specific block belongs to the kind of the same name; whether a kind *needs* its
-        # block (or a dataset) is its executor's check, run when the task is planned.
-        for block in ("efficiency", "long_context"):
-            if getattr(self, block) is not None and self.kind != block:
-                raise ValueError(f"a {block} block needs kind: {block} (this task is {self.kind})")
-        return self
+        # block (or a dataset) is its executor's check, run when the task is planned. A field
+        # validator (`kind` is validated first) so the error points at the block's own line.
+        kind, name = info.data.get("kind"), info.field_name
+        if block is not None and kind is not None and kind != name:
+            raise ValueError(f"the {name} block needs kind: {name} (this task is {kind})")
+        return block
 
     def where(self, *location: str | int) -> str:
         """`file:line` of a key path in the task file (the file, or the task name, when unknown)."""
@@ -189,13 +206,13 @@ class SuiteEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     task: str
-    limit: int | None = Field(default=None, ge=1)
-    num_fewshot: int | None = Field(default=None, ge=0)
+    limit: StrictInt | None = Field(default=None, ge=1)
+    num_fewshot: StrictInt | None = Field(default=None, ge=0)
     # long_context tasks only: run the task's generator on a smaller (or larger) grid
-    lengths: list[PositiveInt] | None = Field(default=None, min_length=1)
+    lengths: list[StrictPositiveInt] | None = Field(default=None, min_length=1)
     depths: list[Depth] | None = Field(default=None, min_length=1)
     params: dict[str, Any] | None = Field(default=None, description="merged over the generator's params")
-    sweep: list[PositiveInt] | None = Field(default=None, min_length=1, description="the swept values")
+    sweep: list[StrictPositiveInt] | None = Field(default=None, min_length=1, description="the swept values")
 
 
 class SuiteSpec(BaseModel):
