@@ -202,7 +202,7 @@ def test_empty_input_gives_an_empty_frame_with_the_fixed_columns() -> None:
 
 
 def test_table_shows_ranks_percentages_intervals_normalized_scores_and_a_legend(tmp_path: Path) -> None:
-    result = invoke(golden_store(tmp_path))
+    result = invoke(golden_store(tmp_path), "--wide")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].split() == [
@@ -249,7 +249,7 @@ def test_table_shows_ranks_percentages_intervals_normalized_scores_and_a_legend(
 
 
 def test_no_ci_raw_only_no_ranks_give_the_plain_table(tmp_path: Path) -> None:
-    result = invoke(golden_store(tmp_path), "--no-ci", "--raw-only", "--no-ranks")
+    result = invoke(golden_store(tmp_path), "--no-ci", "--raw-only", "--no-ranks", "--wide")
     assert result.exit_code == 0
     assert "±" not in result.stdout and ":norm" not in result.stdout
     lines = result.stdout.splitlines()
@@ -302,7 +302,7 @@ def test_all_flag_shows_every_run(tmp_path: Path) -> None:
     ]
     results = store_with(tmp_path / "results", records)
     assert len(json.loads(invoke(results, "--format", "json").stdout)) == 1
-    result = invoke(results, "--all")
+    result = invoke(results, "--all", "--wide")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split()[:5] == ["rank", "model", "run", "finished", "mean"]
@@ -535,7 +535,7 @@ def test_suite_restricts_columns_and_mean_to_its_tasks(tmp_path: Path) -> None:
     ]
     assert frame.loc[0, "mean"] == pytest.approx(0.5)
 
-    result = invoke(store_with(tmp_path / "results", records), "--suite", "quick", "--no-ranks")
+    result = invoke(store_with(tmp_path / "results", records), "--suite", "quick", "--no-ranks", "--wide")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Suite quick: arc_easy, arc_challenge, hellaswag")
@@ -574,7 +574,7 @@ def test_efficiency_and_long_context_columns_appear_only_when_stored(tmp_path: P
     assert row["niah/effective_context_length"] == 1024
     assert "time_per_output_token_s" not in board.frame.columns
 
-    result = invoke(store_with(tmp_path / "results", records), "--no-ranks")
+    result = invoke(store_with(tmp_path / "results", records), "--no-ranks", "--wide")
     header = result.stdout.splitlines()[0].split()
     assert header[4:9] == ["peak", "MiB", "decode", "tok/s", "niah/effective_ctx"]
     assert result.stdout.splitlines()[2].split()[4:7] == ["1024", "30.0", "1024"]
@@ -631,3 +631,58 @@ def test_proportion_intervals_stay_inside_0_to_100_percent(tmp_path: Path) -> No
     assert frame.loc["nine-of-nine", "arc_easy/acc:ci_high"] == 1.0
     table = invoke(results, "--no-ranks").stdout
     assert "22.2 -15.9/+32.5" in table and "100.0 -29.9/+0.0" in table and "15.0 -9.8/+21.0" in table
+
+
+# -- the terminal table fits 100 columns -------------------------------------------------------------
+
+
+def test_the_terminal_table_matches_the_golden_file_and_fits_100_columns(tmp_path: Path) -> None:
+    result = invoke(golden_store(tmp_path))
+    assert result.exit_code == 0, result.output
+    golden = GOLDEN / "leaderboard_terminal.txt"
+    if os.environ.get("EVALKIT_UPDATE_GOLDEN") == "1":
+        golden.write_text(result.stdout, encoding="utf-8")
+    assert result.stdout == golden.read_text(encoding="utf-8")
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+
+
+def test_the_reference_run_fits_100_columns_and_wide_keeps_one_row_per_model() -> None:
+    """The committed reference run (3 models, 21 task columns) was 1,048 characters wide."""
+    results = Path(__file__).resolve().parents[1] / "results"
+    compact = invoke(results, "--no-ranks")
+    assert compact.exit_code == 0, compact.output
+    lines = compact.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    titles = [line.split(":")[0] for line in lines if line.split(":")[0] in SECTION_TITLES]
+    assert titles == ["Overview", "Accuracy", "Long context", "Efficiency", "Notes"]
+    # fewer models than tasks: tasks are the rows, models the columns
+    accuracy = lines.index(next(line for line in lines if line.startswith("task/metric")))
+    assert lines[accuracy].split()[1:] == ["gemma3-270m", "llamacpp:smollm2-135m", "smollm2-135m"]
+    wide = invoke(results, "--no-ranks", "--wide").stdout.splitlines()
+    assert (
+        max(len(line) for line in wide) > 500 and sum(line.startswith("smollm2-135m ") for line in wide) == 1
+    )
+
+
+SECTION_TITLES = {"Overview", "Accuracy", "Other metrics", "Long context", "Efficiency", "Notes"}
+
+
+def test_more_models_than_tasks_are_rows_and_wide_sections_wrap_into_blocks(tmp_path: Path) -> None:
+    records = [
+        make_record(f"model-with-a-long-name-{i}", task, {"acc": report_accuracy(0.3 + i / 100, 50)})
+        for i in range(5)
+        for task in ("arc_easy", "piqa")
+    ]
+    result = invoke(store_with(tmp_path / "results", records), "--no-ranks")
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    header = next(line for line in lines if line.startswith("model ") and "arc_easy/acc" in line)
+    assert header.split()[1:] == ["arc_easy/acc", "piqa/acc"]  # 5 models > 2 tasks: models are rows
+
+    many = [
+        make_record(f"m{i}", f"task_{t:02d}", {"acc": report_accuracy(0.5, 40)})
+        for i in range(2)
+        for t in range(30)
+    ]
+    text = invoke(store_with(tmp_path / "many", many), "--no-ranks").stdout
+    assert max(len(line) for line in text.splitlines()) <= 100

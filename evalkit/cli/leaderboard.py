@@ -63,6 +63,12 @@ _MACHINE_FORMATS = ("csv", "json")
     help="Show the 95% interval (± or -below/+above) in table and markdown (csv and json always carry "
     "the bounds).",
 )
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="table: one row per model and a column per figure (the default fits 100 columns: a section "
+    "per axis, tasks as rows when there are fewer models than tasks).",
+)
 def leaderboard(
     results_dir: Path,
     output_format: str,
@@ -71,6 +77,7 @@ def leaderboard(
     normalized: bool,
     ranks: bool,
     show_ci: bool,
+    wide: bool,
 ) -> None:
     """Rank models by their stored results: one row per model, one column per task.
 
@@ -96,7 +103,7 @@ def leaderboard(
         )
         if suite_name is not None and not machine:
             click.echo(f"Suite {suite_name}: {', '.join(tasks or [])}\n")
-        text = render_leaderboard(board, cast("OutputFormat", output_format), show_ci=show_ci)
+        text = render_leaderboard(board, cast("OutputFormat", output_format), show_ci=show_ci, wide=wide)
         click.echo(text, nl=False)
         if not machine and not keep_history:
             click.echo(_variants_section(records, store, markdown=output_format == "markdown"), nl=False)

@@ -60,7 +60,7 @@ def cells(board: Leaderboard, show_ci: bool) -> tuple[list[str], list[list[str]]
     header += ["mean:norm"] if board.normalized else []
     header += ["tasks", *(["pareto"] if board.pareto_columns else [])]
     header += [_EFFICIENCY[key][0] for key in board.efficiency_columns]
-    header += [_long_context_header(label) for label in board.long_context_columns]
+    header += [long_context_header(label) for label in board.long_context_columns]
     for column in board.columns:
         header += [column.label, *([column.label + NORM_SUFFIX] if column.normalized else [])]
     rows = []
@@ -137,7 +137,7 @@ def legend(board: Leaderboard, show_ci: bool) -> list[tuple[str, str]]:
     entries += [(_EFFICIENCY[key][0], _EFFICIENCY[key][1]) for key in board.efficiency_columns]
     entries += [
         (
-            _long_context_header(label),
+            long_context_header(label),
             "effective context length in tokens: the longest length scored above the threshold",
         )
         for label in board.long_context_columns
@@ -226,5 +226,5 @@ def _integer(value: Any) -> str:
     return MISSING if is_missing(value) else str(int(value))
 
 
-def _long_context_header(label: str) -> str:
+def long_context_header(label: str) -> str:
     return label.removesuffix(LONG_CONTEXT_SUFFIX) + "/effective_ctx"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from evalkit.report._cells import cells, is_missing, legend, short_time, text_columns
+from evalkit.report._compact import TERMINAL_WIDTH, render_compact, wrap_lines
 from evalkit.report.leaderboard import Leaderboard
 
 OutputFormat = Literal["table", "markdown", "csv", "json"]
@@ -20,10 +21,16 @@ FORMATS: tuple[OutputFormat, ...] = ("table", "markdown", "csv", "json")
 _MAX_ERROR_CHARS = 160
 
 
-def render_leaderboard(board: Leaderboard, output_format: OutputFormat, *, show_ci: bool = True) -> str:
-    """The leaderboard as text ending in a newline; ``show_ci`` affects table and markdown only."""
+def render_leaderboard(
+    board: Leaderboard, output_format: OutputFormat, *, show_ci: bool = True, wide: bool = False
+) -> str:
+    """The leaderboard as text ending in a newline; ``show_ci`` affects table and markdown only.
+
+    The table fits a 100-column terminal (sections per axis, see `_compact`) unless ``wide``: then
+    it is one row per model and a column per figure, as markdown is.
+    """
     if output_format == "table":
-        return _render_table(board, show_ci)
+        return _render_table(board, show_ci) if wide else _render_compact(board, show_ci)
     if output_format == "markdown":
         return _render_markdown(board, show_ci)
     if output_format == "csv":
@@ -57,6 +64,13 @@ def _render_table(board: Leaderboard, show_ci: bool) -> str:
         lines += ["", *(f"{name.ljust(width)}  {text}" for name, text in entries)]
     lines += _appendix(board, bullet="  - ")
     return "\n".join(lines) + "\n"
+
+
+def _render_compact(board: Leaderboard, show_ci: bool) -> str:
+    if board.frame.empty:
+        return "\n".join(["no successful run records to rank", *_appendix(board, bullet="  - ")]) + "\n"
+    appendix = wrap_lines(_appendix(board, bullet="  - "), TERMINAL_WIDTH)
+    return render_compact(board, show_ci) + "".join(line + "\n" for line in appendix)
 
 
 def _aligned(row: Sequence[str], widths: Sequence[int], leading_text: int) -> str:
