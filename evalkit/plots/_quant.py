@@ -1,8 +1,8 @@
 """The quantization plot: each variant's accuracy change against its full-precision reference.
 
 The numbers are the leaderboard's variants table (:func:`evalkit.report.variant_deltas`): paired
-intervals where both per-sample logs exist, else the two records' intervals combined (Newcombe); the hover text
-says which.
+intervals where both per-sample logs exist, else the two records' intervals combined (Newcombe);
+the hover text says which.
 """
 
 from __future__ import annotations
