@@ -1,7 +1,7 @@
 """The real tier: today's code reproduces the stored reference run of the bundled models.
 
 `results/` keeps a reference run of the bundled models on the `quick` suite (refreshed by
-`make demo`). Re-scoring the first samples of several tasks must give the same per-choice
+`make reference`). Re-scoring the first samples of several tasks must give the same per-choice
 loglikelihoods — a change in prompts, tokenization, packing or scoring shows up here as a named
 task and sample, not as a silently different leaderboard.
 
@@ -42,7 +42,7 @@ def reference(model: str, task: str) -> RunRecord:
     assert problems == []
     matching = [r for r in records if r.model.name == model and r.task.name == task and r.status == "ok"]
     if not matching:
-        pytest.skip(f"no reference record for {model} × {task} in results/ (run `make demo`)")
+        pytest.skip(f"no reference record for {model} × {task} in results/ (run `make reference`)")
     return max(matching, key=lambda r: r.finished_at)
 
 
