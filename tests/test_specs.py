@@ -325,3 +325,20 @@ def test_suite_numbers_are_strict(toy_tasks: Path, entry: str, message: str) -> 
     (toy_tasks / "suites" / "bad.yaml").write_text(f"suite: bad\ntasks:\n  - {entry}\n")
     with pytest.raises(SpecError, match=message):
         Catalogue([toy_tasks]).suite("bad")
+
+
+def test_one_task_name_in_two_of_the_users_folders_is_an_error_naming_both(tmp_path: Path) -> None:
+    """It used to take the last folder's silently; shadowing a built-in task stays allowed."""
+    from evalkit.errors import SpecError
+    from evalkit.specs import default_catalogue
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "mine.yaml").write_text("name: mine\nkind: efficiency\n")
+    (first / "arc_easy.yaml").write_text("name: arc_easy\nkind: efficiency\n")  # shadows the built-in
+    catalogue = default_catalogue([first, second])
+    with pytest.raises(SpecError, match=r"task 'mine' is defined twice: .*a/mine\.yaml and .*b/mine\.yaml"):
+        catalogue.task("mine")
+    assert catalogue.task("arc_easy").kind == "efficiency"
+    assert default_catalogue([first]).task("mine").kind == "efficiency"
