@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from evalkit.backends.base import Backend
 from evalkit.efficiency._isolate import measure_in_process, measure_in_subprocess
-from evalkit.kinds import fingerprint_json
+from evalkit.kinds import fingerprint_json, task_facts
 from evalkit.results import EfficiencyFigures, MetricValue, SourceFacts, TaskFacts
 from evalkit.specs.task import EfficiencySpec, TaskSpec
 
@@ -46,11 +46,9 @@ def run_efficiency_task(backend: Backend, spec: TaskSpec, *, seed: int | None = 
     else:
         figures = measure_in_process(backend, settings)
     spec_json = fingerprint_json(spec) + "|" + settings.model_dump_json()
-    task = TaskFacts(
-        name=spec.name,
-        kind=spec.kind,
+    task = task_facts(
+        spec,
         fingerprint=hashlib.sha256(spec_json.encode()).hexdigest(),
-        spec_file=spec.source_file,
         primary_metric="decode_tokens_per_s",
         num_fewshot=0,
         num_samples=len(figures.curves.prefill) + len(figures.curves.decode),
