@@ -90,11 +90,11 @@ def _matmul_rate(dtype_name: str, seconds: float, largest: int) -> tuple[float, 
             once(a, b)
             elapsed = once(a, b)
         flops = 2.0 * side**3
-        best, spent = flops / elapsed, elapsed
+        best, spent = flops / max(elapsed, 1e-9), elapsed
         while spent < seconds:
             elapsed = once(a, b)
             spent += elapsed
-            best = max(best, flops / elapsed)
+            best = max(best, flops / max(elapsed, 1e-9))
     return best, side
 
 
