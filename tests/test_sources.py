@@ -56,7 +56,7 @@ def test_jsonl_relative_to_the_task_file_with_facts(tmp_path: Path, monkeypatch:
     facts = loaded.source
     assert isinstance(facts, SourceFacts)
     assert (facts.origin, facts.format, facts.split, facts.num_documents) == ("local", "jsonl", "test", 3)
-    assert facts.location == str(tmp_path / "tasks" / "data" / "qa.jsonl")
+    assert facts.location == "task:data/qa.jsonl"  # relative to the task file: no machine path
     assert facts.hub_id is None
     assert facts.content_sha256 == documents_sha256(ROWS)
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.backends._hf_files import evalkit_cache_dir, gguf_quant_type, sha256_file
 from evalkit.errors import BackendUnavailableError, SpecError
+from evalkit.paths import portable_locator
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -41,7 +42,7 @@ class LoadedModel:
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
-    source: str  # the path or hub id actually loaded
+    source: str  # what was loaded: the hub id, or a portable locator (never this machine's path)
     identity: list[str] = field(default_factory=list)  # fingerprint parts: file hashes or hub@commit
     bytes_on_disk: int = 0
     quantization: str | None = None
@@ -66,7 +67,7 @@ def load_local_dir(path: Path, dtype: str) -> LoadedModel:
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
-        source=str(path.resolve()),
+        source=portable_locator(path),  # the weights' hashes are in `identity`
         identity=identity,
         bytes_on_disk=sum(p.stat().st_size for p in weights),
         quantization=_declared_quantization(model),
@@ -112,7 +113,7 @@ def load_gguf(path: Path, dtype: str) -> LoadedModel:
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,
-        source=str(path.resolve()),
+        source=portable_locator(path, sha256=digest),
         identity=[f"gguf:{digest}"],
         bytes_on_disk=path.stat().st_size,
         quantization=f"gguf:{quant or 'unknown'} (dequantized to {dtype})",

@@ -16,6 +16,7 @@ from typing import Any
 
 from evalkit.errors import SpecError
 from evalkit.intervals import Z95, wilson_interval
+from evalkit.paths import portable_locator
 from evalkit.results.schema import DataSourceFacts, MetricValue, SampleLog
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,14 @@ def task_fingerprint(config: Mapping[str, Any], content_sha256: str) -> str:
 
 
 def source_facts(
-    config: Mapping[str, Any], split: str, num_documents: int, content_sha256: str
+    config: Mapping[str, Any],
+    split: str,
+    num_documents: int,
+    content_sha256: str,
+    task_folder: Path | None = None,
 ) -> DataSourceFacts:
-    """Which data lm-eval read, as its task config names it."""
+    """Which data lm-eval read, as its task config names it, with local paths as portable locators
+    (`task:REL` inside `task_folder`, the task YAML's folder; see evalkit.paths)."""
     path = str(config.get("dataset_path") or "")
     dataset_name = config.get("dataset_name")
     kwargs = config.get("dataset_kwargs") or {}
@@ -126,9 +132,10 @@ def source_facts(
         data_format, location = "python", str(config.get("task", ""))
     elif path in FILE_BUILDERS:
         files = kwargs.get("data_files", kwargs.get("data_dir"))
+        files = _portable_files(files, task_folder)
         data_format, location = path, _canonical(files) if not isinstance(files, str) else files
     elif Path(path).expanduser().exists():
-        data_format, location = "local", path
+        data_format, location = "local", _portable_path(path, task_folder)
     else:
         data_format, location, hub_id = "hub", path, path
     if dataset_name:
@@ -143,6 +150,22 @@ def source_facts(
         num_documents=num_documents,
         content_sha256=content_sha256,
     )
+
+
+def _portable_files(files: Any, task_folder: Path | None) -> Any:
+    """`data_files` as the YAML gives them (a path, a list or a split mapping), each absolute
+    path replaced by its locator; relative paths and URLs are already the same on every machine."""
+    if isinstance(files, str):
+        return _portable_path(files, task_folder) if Path(files).expanduser().is_absolute() else files
+    if isinstance(files, Mapping):
+        return {key: _portable_files(value, task_folder) for key, value in files.items()}
+    if isinstance(files, list | tuple):
+        return [_portable_files(value, task_folder) for value in files]
+    return files
+
+
+def _portable_path(path: str, task_folder: Path | None) -> str:
+    return portable_locator(path, relative_to=("task", task_folder) if task_folder is not None else None)
 
 
 def sample_logs(

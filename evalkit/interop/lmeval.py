@@ -17,6 +17,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.backends.base import Backend
@@ -30,6 +31,7 @@ from evalkit.interop._lmeval_convert import (
     task_fingerprint,
 )
 from evalkit.interop._lmeval_tasks import INCLUDE_ENV, PathLike, include_paths, load_task
+from evalkit.paths import task_file_locator
 from evalkit.results import MetricValue, SampleLog, TaskFacts
 
 if TYPE_CHECKING:
@@ -92,7 +94,8 @@ def run_lmeval_task(
     from evalkit.interop._lmeval_lm import EvalkitLM
 
     name = task_name.removeprefix(LMEVAL_PREFIX)
-    task, yaml_path = load_task(name, include_paths(include_path))
+    folders = include_paths(include_path)
+    task, yaml_path = load_task(name, folders)
     _set_fewshot(task, num_fewshot, seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -115,11 +118,13 @@ def run_lmeval_task(
         name=f"{LMEVAL_PREFIX}{key}",
         kind="lmeval",
         fingerprint=task_fingerprint(config, content_sha),
-        spec_file=yaml_path,
+        spec_file=task_file_locator(yaml_path, folders),
         primary_metric=primary_metric(task.config.metric_list, metrics),
         num_fewshot=int(task.get_config("num_fewshot") or 0),
         num_samples=n,
-        source=source_facts(config, str(split), len(docs), content_sha),
+        source=source_facts(
+            config, str(split), len(docs), content_sha, Path(yaml_path).parent if yaml_path else None
+        ),
     )
     output_type = str(task.get_config("output_type"))
     choices = task.doc_to_choice if output_type == "multiple_choice" else None

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from evalkit.paths import task_file_locator
 from evalkit.results import (
     EfficiencyFigures,
     LongContextMatrix,
@@ -81,7 +82,7 @@ def task_facts(
         name=spec.name,
         kind=kind or spec.kind,
         fingerprint=fingerprint,
-        spec_file=spec.source_file,
+        spec_file=task_file_locator(spec.source_file),
         primary_metric=primary_metric,
         num_fewshot=num_fewshot,
         num_samples=num_samples,

