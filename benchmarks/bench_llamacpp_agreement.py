@@ -1,18 +1,22 @@
 """Native llama.cpp against the dequantized transformers run of the same GGUF: agreement and wall time.
 
     .venv/bin/python benchmarks/bench_llamacpp_agreement.py [--limit 60] [--model smollm2-135m]
+        [--binding auto|python|sync]
 
 Both backends score the same ARC-Easy requests (evalkit's prompts, zero-shot). llama.cpp computes
 with the file's quantized blocks, transformers with float32 weights dequantized from them, so the
 loglikelihoods differ by arithmetic alone; the script prints max and mean |Δ| per request (nats),
 the fraction of questions whose argmax choice agrees, both accuracies, and each backend's wall time
-on the requests (model loading excluded). The figures in `evalkit/backends/llamacpp.py` come
-from this script; `tests/test_backend_llamacpp.py` asserts them with margin.
+on the requests (model loading excluded), and which Python binding of llama.cpp ran (`--binding`
+sets EVALKIT_LLAMACPP_BINDING: the compiled llama-cpp-python or the prebuilt llama-cpp-py-sync).
+The figures in `evalkit/backends/llamacpp.py` and benchmarks/README.md come from this script;
+`tests/test_backend_llamacpp.py` asserts them with margin.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -81,7 +85,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m", help="an alias or GGUF file")
     parser.add_argument("--limit", type=int, default=60)
+    parser.add_argument("--binding", choices=["auto", "python", "sync"], help="default: the environment's")
     args = parser.parse_args()
+    if args.binding:
+        os.environ["EVALKIT_LLAMACPP_BINDING"] = args.binding
 
     native = load_model(f"llamacpp:{args.model}")
     reference = load_model(args.model if "/" not in args.model else f"gguf:{args.model}")
@@ -89,6 +96,7 @@ def main() -> None:
     figures = compare(native, reference, questions)
     facts = native.describe()
     print(f"{facts.name}: {facts.quantization}, {facts.parameters:,} parameters")
+    print(f"binding: {native.binding.distribution} {native.binding.version}")
     print(f"ARC-Easy: {figures['questions']:.0f} questions, {figures['requests']:.0f} requests")
     print(
         f"|Δ loglikelihood| per request: max {figures['max_abs_delta']:.4f} nats, "

