@@ -86,8 +86,9 @@ def run(
         if record.status == "ok":
             primary = record.metrics.get(record.task.primary_metric)
             shown = f"{record.task.primary_metric}={primary.value:.4f}" if primary else ""
-            if primary is not None and primary.stderr is not None:
-                shown += f" ±{primary.stderr:.4f}"
+            if primary is not None and primary.ci95 is not None:  # the stored interval (Wilson for shares)
+                low, high = primary.ci95
+                shown += f" (95% CI {low:.4f}-{high:.4f})"
             if record.long_context is not None:
                 effective = record.long_context.effective_context_length
                 shown += f"  effective context {effective if effective is not None else '< shortest'}"
