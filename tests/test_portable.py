@@ -184,3 +184,13 @@ def test_stored_records_and_sample_logs_name_no_machine_path(
     if len(home.parts) > 1:  # HOME "/" would match every path
         places.append(str(home))
     assert _leaks(results, places) == []
+
+
+def test_the_committed_reference_results_hold_no_machine_path() -> None:
+    """results/ is published with the project: no checkout path, home folder or site-packages in it."""
+    results = Path(__file__).resolve().parents[1] / "results"
+    forbidden = [str(results.parent), "site-packages", "/root/", "/home/", "/tmp/"]
+    for path in [results / "records.jsonl", *sorted((results / "samples").glob("*.jsonl"))]:
+        text = path.read_text(encoding="utf-8")
+        for fragment in forbidden:
+            assert fragment not in text, f"{path.name} holds {fragment!r}"
