@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import write_toy_tasks
-
-from evalkit.cli.main import main
+from fabricate_results import run_main
 
 FUZZ = Path(__file__).parent / "fuzz"
 FOLDERS = ("tasks", "suites", "policies", "results")
@@ -80,18 +79,11 @@ def prepare(case: Case, tmp: Path) -> Prepared:
 
 
 def run_in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    old_argv = sys.argv
-    sys.argv = ["evalkit", *args]
     try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException as exc:  # any other exception is a traceback the user would see
+        code, _, err = run_main(args, capsys)
+    except Exception as exc:  # any exception but SystemExit is a traceback the user would see
         pytest.fail(f"evalkit {' '.join(args)} raised {type(exc).__name__}: {exc}")
-    finally:
-        sys.argv = old_argv
-    return code, capsys.readouterr().err
+    return code, err
 
 
 def assert_one_error_line(case: Case, prepared: Prepared, code: int, err: str) -> None:
