@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evalkit.report._cells import MISSING, cells, long_context_header
-from evalkit.report.leaderboard import NORM_SUFFIX, RANK_COLUMN, Leaderboard
+from evalkit.report.leaderboard import RANK_COLUMN, Leaderboard
 
 TERMINAL_WIDTH = 100
 _GAP = "  "
@@ -163,4 +163,4 @@ def wrap_lines(lines: Sequence[str], width: int = TERMINAL_WIDTH, indent: str = 
     return out
 
 
-__all__ = ["NORM_SUFFIX", "TERMINAL_WIDTH", "render_compact", "wrap_lines"]
+__all__ = ["TERMINAL_WIDTH", "render_compact", "wrap_lines"]
