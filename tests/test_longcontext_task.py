@@ -227,6 +227,14 @@ def test_long_context_quick_suite_resolves_with_its_grid_overrides() -> None:
             "  params: {digitz: 5}",
             "tiny_passkey.yaml:10: unknown generator parameter 'digitz'; did you mean 'digits'?",
         ),
+        (
+            "  params: {digits: '5'}",
+            "tiny_passkey.yaml:10: generator parameter 'digits': Input should be a valid integer",
+        ),
+        (
+            "  params: {digits: true}",
+            "tiny_passkey.yaml:10: generator parameter 'digits': Input should be a valid integer",
+        ),
         ("  generator: paskey", "unknown generator 'paskey'; did you mean 'passkey'?"),
         ("  haystack: empty.txt", "empty.txt"),
         ("  template: '{context} {query}'", "long_context.template uses ['query']"),

@@ -225,7 +225,8 @@ def _depth(depth: float | None) -> float:
 
 
 def _frozen() -> ConfigDict:
-    return ConfigDict(extra="forbid", frozen=True)
+    # strict: `pairs: '5'` or `digits: true` in a task file is an error at its line, never coerced
+    return ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 # ---------------------------------------------------------------------------------------------
