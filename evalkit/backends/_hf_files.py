@@ -21,9 +21,6 @@ _HASH_CACHE_NAME = "file-hashes.json"
 _CHUNK = 1 << 20
 
 
-evalkit_cache_dir = cache_dir  # the name the backends have used; one definition in evalkit.paths
-
-
 def sha256_file(path: Path) -> str:
     """The sha256 of a file, remembered by (absolute path, size, mtime_ns).
 
@@ -34,7 +31,7 @@ def sha256_file(path: Path) -> str:
     resolved = path.resolve()
     stat = resolved.stat()
     key = f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
-    cache_file = evalkit_cache_dir() / _HASH_CACHE_NAME
+    cache_file = cache_dir() / _HASH_CACHE_NAME
     known = _read_hash_cache(cache_file)
     if key in known:
         return known[key]

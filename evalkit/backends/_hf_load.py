@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalkit.backends._hf_files import evalkit_cache_dir, gguf_quant_type, sha256_file
+from evalkit.backends._hf_files import gguf_quant_type, sha256_file
 from evalkit.errors import BackendUnavailableError, SpecError
-from evalkit.paths import portable_locator
+from evalkit.paths import cache_dir, portable_locator
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -103,7 +103,7 @@ def load_gguf(path: Path, dtype: str) -> LoadedModel:
         raise BackendUnavailableError(f"GGUF file not found: {path}")
     digest = sha256_file(path)
     quant = gguf_quant_type(path)
-    converted = evalkit_cache_dir() / "converted" / f"{digest}-{dtype}"
+    converted = cache_dir() / "converted" / f"{digest}-{dtype}"
     if (converted / "config.json").is_file():
         log.info("GGUF conversion cache hit: %s", converted)
         model, tokenizer = _from_pretrained(str(converted), dtype)

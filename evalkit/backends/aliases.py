@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit.backends._hf_files import evalkit_cache_dir
 from evalkit.backends.spec import ModelSpec
 from evalkit.errors import BackendUnavailableError
+from evalkit.paths import cache_dir
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def _gemma3_target() -> Path:
     """Where the assembled file is or will be; raises when a chunk wheel is missing."""
     for module in (GEMMA3_PACKAGE, *GEMMA3_PARTS):
         _package_dir(module, "gemma3-270m", GEMMA3_PIP)
-    return evalkit_cache_dir() / "gguf" / GEMMA3_FILE
+    return cache_dir() / "gguf" / GEMMA3_FILE
 
 
 def _gemma3_where() -> str:

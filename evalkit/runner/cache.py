@@ -17,14 +17,10 @@ from evalkit.paths import CACHE_ENV, cache_dir, check_writable_dir
 from evalkit.requests import Request, Result, result_from_json, result_to_json
 
 
-def cache_root() -> Path:
-    return cache_dir()
-
-
 class ResponseCache:
     def __init__(self, path: Path | None = None) -> None:
         """Open (or create) the cache; a place that cannot hold it fails here, before any model loads."""
-        self.path = path or cache_root() / "responses.sqlite"
+        self.path = path or cache_dir() / "responses.sqlite"
         elsewhere = f"set {CACHE_ENV} to a writable folder"
         check_writable_dir(self.path.parent, "response cache folder", hint=elsewhere)
         self.path.parent.mkdir(parents=True, exist_ok=True)
