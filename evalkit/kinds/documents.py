@@ -172,6 +172,8 @@ class DocumentExecutor:
 
     def load(self, spec: TaskSpec, role: str) -> LoadedDocuments:
         assert role in ("eval", "fewshot")
+        if role == "fewshot" and not (spec.dataset.fewshot_mirrors or spec.dataset.fewshot_hub_split):
+            role = "eval"  # shots come from the evaluation documents: read them once, not twice
         # Keyed by the data's identity (spec, files' size and time), so a file edited between two
         # runs in one process is read again; the hub's copies are never kept.
         identity = data_identity(spec)

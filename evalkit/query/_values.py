@@ -35,7 +35,7 @@ def interval(metric: MetricValue) -> tuple[float, float] | None:
     if stored is not None and _can_be_true(metric, stored):
         return stored
     if metric.bounded and metric.n > 0 and 0.0 <= metric.value <= 1.0:
-        return _wilson(metric.value, metric.n)
+        return wilson_interval(metric.value, metric.n)
     if stored is None and metric.stderr is not None and math.isfinite(metric.stderr):
         return (metric.value - Z95 * metric.stderr, metric.value + Z95 * metric.stderr)
     return stored
@@ -51,10 +51,6 @@ def _can_be_true(metric: MetricValue, bounds: tuple[float, float]) -> bool:
     # A point at 0 or 1 is the Wald interval of all-wrong or all-right 0/1 scores, never a true 95%
     # interval; a point inside (0, 1) is a bootstrap of constant fractional scores, which it is.
     return low >= 0.0 and high <= 1.0 and not (low == high and metric.value in (0.0, 1.0) and metric.n > 0)
-
-
-def _wilson(p: float, n: int) -> tuple[float, float]:
-    return wilson_interval(p, n)
 
 
 def efficiency_figure(record: RunRecord, name: str) -> float | None:

@@ -192,18 +192,14 @@ def _newcombe_interval(both: int, only_1: int, only_2: int, neither: int) -> tup
     """Newcombe's (1998) method-10 interval for p1 - p2 from a paired 2x2 table."""
     n = both + only_1 + only_2 + neither
     p1, p2 = (both + only_1) / n, (both + only_2) / n
-    low1, high1 = _wilson(p1, n)
-    low2, high2 = _wilson(p2, n)
+    low1, high1 = wilson_interval(p1, n)
+    low2, high2 = wilson_interval(p2, n)
     margins = (both + only_1) * (only_2 + neither) * (both + only_2) * (only_1 + neither)
     phi = 0.0 if margins == 0 else (both * neither - only_1 * only_2) / math.sqrt(margins)
     below = math.sqrt(max(0.0, (p1 - low1) ** 2 - 2 * phi * (p1 - low1) * (high2 - p2) + (high2 - p2) ** 2))
     above = math.sqrt(max(0.0, (high1 - p1) ** 2 - 2 * phi * (high1 - p1) * (p2 - low2) + (p2 - low2) ** 2))
     difference = p1 - p2
     return max(-1.0, difference - below), min(1.0, difference + above)
-
-
-def _wilson(p: float, n: int) -> tuple[float, float]:
-    return wilson_interval(p, n)
 
 
 def _paired_bootstrap(
