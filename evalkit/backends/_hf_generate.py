@@ -4,7 +4,7 @@ Rows are left-padded so every row's next token sits in the last column. A stoppi
 criterion marks a row finished when its text contains a stop string or it reaches its own
 `max_tokens`; `generate` stops as soon as every row is finished or has produced EOS.
 Recurrent models carry padding into their state, so for them only rows of equal length
-share a batch.
+share a batch. Inputs are made on the model's device.
 """
 
 from __future__ import annotations
@@ -88,11 +88,17 @@ def _generate_batch(
     eos_ids = _eos_ids(model, encoder)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids or [0])[0]
     width = max(len(p) for p in prompts)
-    input_ids = torch.full((len(prompts), width), int(pad_id), dtype=torch.long)
-    attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        input_ids[row, width - len(prompt) :] = torch.tensor(prompt)
-        attention_mask[row, width - len(prompt) :] = 1
+    padding = [width - len(prompt) for prompt in prompts]
+    input_ids = torch.tensor(
+        [[int(pad_id)] * pad + prompt for pad, prompt in zip(padding, prompts, strict=True)],
+        dtype=torch.long,
+        device=model.device,
+    )
+    attention_mask = torch.tensor(
+        [[0] * pad + [1] * len(prompt) for pad, prompt in zip(padding, prompts, strict=True)],
+        dtype=torch.long,
+        device=model.device,
+    )
     stopper = _StopCriterion(encoder, width, requests)
     config = copy.deepcopy(model.generation_config)
     config.do_sample, config.num_beams = False, 1
@@ -137,7 +143,7 @@ class _StopCriterion:
         import torch
 
         produced = input_ids.shape[1] - self.prompt_width
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool)
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for row, request in enumerate(self.requests):
             if self.finished_at[row] is not None:
                 done[row] = True

@@ -13,7 +13,8 @@ The last item below a node continues from its state in place, so a chain costs n
 A generate request decodes greedily at its node (the same stopping rules as `_hf_generate`); a
 loglikelihood request reads log-softmax rows at its continuation positions, which are computed
 (and only those, through `logits_to_keep`) while the edges holding them are prefilled.
-Prompts are never truncated.
+Prompts are never truncated. The walk runs on the model's device: inputs are made there, the
+cache and its checkpoints stay there, and only the read log-probabilities come back to the CPU.
 """
 
 from __future__ import annotations
@@ -349,30 +350,38 @@ class PrefixEngine:
         if node.ends:
             needed.add(node.depth - 1)
         live.logits = None
+        device = self.model.device
         for start in range(node.start, node.depth, max(1, self.prefill_chunk)):
             end = min(start + max(1, self.prefill_chunk), node.depth)
             positions = sorted(p for p in needed if start <= p < end)
-            keep: Any = torch.tensor([p - start for p in positions]) if positions else 1
+            keep: Any = torch.tensor([p - start for p in positions], device=device) if positions else 1
             logits = self._forward(live, node.tokens[start:end], keep)
             self.stats.extra["prefill_tokens"] = self.stats.extra.get("prefill_tokens", 0) + end - start
             if not positions:
                 continue
             rows = logits[0].float()
             logprobs = torch.log_softmax(rows, dim=-1)
-            best = logprobs.argmax(dim=-1)
-            for row, position in enumerate(positions):
-                for request, target in node.reads.get(position, []):
-                    self._totals[request] += float(logprobs[row, target])
-                    self._greedy[request] &= bool(best[row] == target)
-                if position == node.depth - 1:
-                    live.logits = rows[row]
+            best: list[int] = logprobs.argmax(dim=-1).tolist()
+            reads = [
+                (row, request, target)
+                for row, position in enumerate(positions)
+                for request, target in node.reads.get(position, [])
+            ]
+            if reads:  # one gather and one transfer, not one device sync per read
+                at_rows = torch.tensor([row for row, _, _ in reads], device=device)
+                at_targets = torch.tensor([target for _, _, target in reads], device=device)
+                values: list[float] = logprobs[at_rows, at_targets].tolist()
+                for (row, request, target), value in zip(reads, values, strict=True):
+                    self._totals[request] += value
+                    self._greedy[request] &= best[row] == target
+            if positions[-1] == node.depth - 1:
+                live.logits = rows[len(positions) - 1]
 
     def _forward(self, live: _Live, tokens: Sequence[int], keep: Any) -> torch.Tensor:
         import torch
 
-        output = self.model(
-            input_ids=torch.tensor([list(tokens)]), cache=live.cache, use_cache=True, logits_to_keep=keep
-        )
+        ids = torch.tensor([list(tokens)], device=self.model.device)
+        output = self.model(input_ids=ids, cache=live.cache, use_cache=True, logits_to_keep=keep)
         live.cache = output.cache
         self.stats.forward_passes += 1
         self.stats.tokens_processed += len(tokens)

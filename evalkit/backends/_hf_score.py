@@ -13,6 +13,9 @@ Two optimisations, each verified on the loaded model before it is trusted:
 
 Truncation follows HFLM: input = (context + continuation)[-(max_length + 1):][:-1]. A group
 whose longest member would need truncation is scored plainly, one row per request.
+
+Every tensor is built on the model's device; the picked log-probabilities come back to the CPU
+before they are summed in float64 (MPS has no float64), so the sums are the same on every device.
 """
 
 from __future__ import annotations
@@ -78,6 +81,12 @@ class PairScorer:
         self.path_notes: list[str] = []
 
     @property
+    def device(self) -> torch.device:
+        """Where the model's weights are: every input tensor is made there."""
+        device: torch.device = self.model.device
+        return device
+
+    @property
     def path(self) -> str:
         """'packed' or 'plain', plus how logits are computed (for logs and run records)."""
         rows = "packed" if self.packing else "plain"
@@ -139,10 +148,11 @@ class PairScorer:
 
         context, continuation = pair
         window = (list(context) + list(continuation))[-(self.max_length + 1) :][:-1]
+        device = self.device
         with torch.inference_mode():
-            logits = self.model(input_ids=torch.tensor([window])).logits[0].float()
+            logits = self.model(input_ids=torch.tensor([window], device=device)).logits[0].float()
         logprobs = torch.log_softmax(logits[-len(continuation) :], dim=-1)
-        picked = logprobs.gather(1, torch.tensor(continuation).unsqueeze(1))
+        picked = logprobs.gather(1, torch.tensor(continuation, device=device).unsqueeze(1))
         return float(picked.sum())
 
     # --- scoring ------------------------------------------------------------------------------
@@ -207,11 +217,11 @@ class PairScorer:
     def _score_batch(self, batch: list[_Row]) -> dict[int, tuple[float, bool]]:
         import torch
 
+        device = self.device
         width = max(len(row.tokens) for row in batch)
-        input_ids = torch.zeros((len(batch), width), dtype=torch.long)
-        for b, row in enumerate(batch):
-            input_ids[b, : len(row.tokens)] = torch.tensor(row.tokens)
-            input_ids[b, len(row.tokens) :] = row.tokens[-1]  # right padding, never read
+        # Right padding with each row's last token: never read.
+        padded = [row.tokens + [row.tokens[-1]] * (width - len(row.tokens)) for row in batch]
+        input_ids = torch.tensor(padded, dtype=torch.long, device=device)
         kwargs: dict[str, Any] = {}
         if self.packing and any(row.segments is not None for row in batch):
             kwargs = self._packed_inputs(batch, width)
@@ -225,11 +235,13 @@ class PairScorer:
                 row_index.extend([b] * len(reads))
                 offsets.extend(reads)
                 targets.extend(tokens)
-        logits = self._logits_at(input_ids, kwargs, torch.tensor(row_index), torch.tensor(offsets))
+        logits = self._logits_at(
+            input_ids, kwargs, torch.tensor(row_index, device=device), torch.tensor(offsets, device=device)
+        )
         logprobs = torch.log_softmax(logits.float(), dim=-1)
-        target_tensor = torch.tensor(targets)
-        picked = logprobs.gather(1, target_tensor.unsqueeze(1)).squeeze(1).double()
-        greedy = logprobs.argmax(dim=-1) == target_tensor
+        target_tensor = torch.tensor(targets, device=device)
+        picked = logprobs.gather(1, target_tensor.unsqueeze(1)).squeeze(1).cpu().double()
+        greedy = (logprobs.argmax(dim=-1) == target_tensor).cpu()
         return {
             pair_index: (float(picked[start:end].sum()), bool(greedy[start:end].all()))
             for pair_index, start, end in spans
@@ -268,19 +280,22 @@ class PairScorer:
             segments[b, :n] = torch.tensor(row.segments if row.segments is not None else [0] * n)
             positions[b, :n] = torch.tensor(row.positions if row.positions is not None else range(n))
             positions[b, n:] = torch.arange(width - n)
-        index = torch.arange(width)
+        device = self.device
+        segments, positions = segments.to(device), positions.to(device)
+        index = torch.arange(width, device=device)
         causal = index[None, :, None] >= index[None, None, :]
         query_segment, key_segment = segments[:, :, None], segments[:, None, :]
         visible = causal & (query_segment >= 0) & ((key_segment == 0) | (key_segment == query_segment))
         # A padded query sees only itself, so its softmax is never over an empty set (no NaN).
-        visible |= (query_segment < 0) & torch.eye(width, dtype=torch.bool)[None]
+        visible |= (query_segment < 0) & torch.eye(width, dtype=torch.bool, device=device)[None]
         distance = positions[:, :, None] - positions[:, None, :]
         dtype = self.model.dtype
         layout = self._layout or {"full_attention": None}
         masks = {}
         for layer_type, window in layout.items():
             allowed = visible if window is None else visible & (distance < window)
-            mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
+            mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+            mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)
             masks[layer_type] = mask[:, None]
         mask_arg: Any = masks if len(masks) > 1 else next(iter(masks.values()))
         return {"attention_mask": mask_arg, "position_ids": positions}

@@ -1,4 +1,4 @@
-"""A Mamba-1 selective scan for the CPU that continues from a cached state and bounds memory.
+"""A Mamba-1 selective scan that continues from a cached state and bounds memory (any device).
 
 transformers' torch fallback `mamba_selective_scan` (mamba, falcon_mamba, jamba, zamba) has two
 limits that matter for long, shared prompts:
@@ -177,7 +177,7 @@ def continuation_error(model: Any, token_ids: Sequence[int], pieces: int = 3) ->
     """max |Δ logit| between one forward over `token_ids` and the same ids fed in `pieces` cached chunks."""
     import torch
 
-    ids = torch.tensor([list(token_ids)])
+    ids = torch.tensor([list(token_ids)], device=model.device)
     bounds = [round(i * ids.shape[1] / pieces) for i in range(pieces + 1)]
     with torch.inference_mode():
         full = model(input_ids=ids).logits.float()

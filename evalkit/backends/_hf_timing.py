@@ -5,10 +5,17 @@ family (KV cache, Mamba state, hybrids) decodes the way transformers itself does
 times are exactly one forward (+ greedy pick) per token. Prefill asks for the last position's
 logits only (`logits_to_keep=1` where the model supports it): serving never computes a
 2048 × vocab logit matrix, and that matmul would otherwise dominate a small model's prefill.
+
+On CUDA the clock is the GPU's own: CUDA events recorded on the model's stream around the work,
+read after a `torch.cuda.synchronize()`, so queued kernels are counted where they run and not where
+Python launched them. Decode records one event per step (no synchronisation inside the loop: greedy
+`generate` already waits for each token). On CPU (and MPS, which has no events API used here) the
+clock is `time.perf_counter`, with a device synchronisation before each reading on MPS.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import itertools
 import time
@@ -32,12 +39,12 @@ def prefill(model: Any, token_ids: Sequence[int]) -> float:
 
     ids = torch.tensor([list(token_ids)], dtype=torch.long, device=model.device)
     extra = {"logits_to_keep": 1} if _keeps_logits(model) else {}
+    clock = _Clock(model.device)
     with torch.inference_mode():
-        _synchronize(model)
-        started = time.perf_counter()
+        clock.start()
         model(input_ids=ids, use_cache=False, **extra)
-        _synchronize(model)
-        return time.perf_counter() - started
+        clock.stamp()
+    return clock.intervals()[0]
 
 
 def decode(model: Any, tokenizer: Any, context_ids: Sequence[int], new_tokens: int) -> list[float]:
@@ -45,12 +52,11 @@ def decode(model: Any, tokenizer: Any, context_ids: Sequence[int], new_tokens: i
     import torch
     from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
 
-    stamps: list[float] = []
+    clock = _Clock(model.device)
 
     class _Stamp(LogitsProcessor):
         def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-            _synchronize(model)
-            stamps.append(time.perf_counter())
+            clock.stamp()
             return scores
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -63,15 +69,14 @@ def decode(model: Any, tokenizer: Any, context_ids: Sequence[int], new_tokens: i
     )
     ids = torch.tensor([list(context_ids)], dtype=torch.long, device=model.device)
     with torch.inference_mode():
-        _synchronize(model)
-        started = time.perf_counter()
+        clock.start()
         model.generate(
             input_ids=ids,
             attention_mask=torch.ones_like(ids),
             generation_config=config,
             logits_processor=LogitsProcessorList([_Stamp()]),
         )
-    times = [stamps[0] - started] + [b - a for a, b in itertools.pairwise(stamps)]
+    times = clock.intervals()
     if len(times) != new_tokens + 1:
         raise RuntimeError(f"generate made {len(times)} steps, expected {new_tokens + 1}")
     return times
@@ -155,8 +160,46 @@ def _keeps_logits(model: Any) -> bool:
     return _KEEPS_LOGITS[kind]
 
 
-def _synchronize(model: Any) -> None:
-    import torch
+class _Clock:
+    """Stamps on the device's own clock: `start()`, then `stamp()` after each piece of work, then
+    `intervals()` gives the seconds between consecutive stamps (the first from `start`)."""
 
-    if model.device.type == "cuda":
-        torch.cuda.synchronize()
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self._device = device
+        self._cuda = device.type == "cuda"
+        self._events: list[Any] = []
+        self._times: list[float] = []
+        if self._cuda:
+            self._new_event = functools.partial(torch.cuda.Event, enable_timing=True)
+            # The stream the model's kernels are queued on (that of its device, not the current one).
+            self._stream = torch.cuda.current_stream(device)
+
+    def start(self) -> None:
+        self._events, self._times = [], []
+        self._synchronize()  # work queued before the measurement must not be counted in it
+        self.stamp()
+
+    def stamp(self) -> None:
+        if self._cuda:
+            event = self._new_event()
+            event.record(self._stream)
+            self._events.append(event)
+        else:
+            self._synchronize()
+            self._times.append(time.perf_counter())
+
+    def intervals(self) -> list[float]:
+        if self._cuda:
+            self._synchronize()
+            return [a.elapsed_time(b) / 1000.0 for a, b in itertools.pairwise(self._events)]
+        return [b - a for a, b in itertools.pairwise(self._times)]
+
+    def _synchronize(self) -> None:
+        import torch
+
+        if self._cuda:
+            torch.cuda.synchronize(self._device)
+        elif self._device.type == "mps":
+            torch.mps.synchronize()

@@ -4,16 +4,23 @@ It is a byte-level bigram model whose table is drawn from a seeded generator: a 
 probability distribution (so loglikelihoods, greedy checks, rolling scores and
 generation are mutually consistent) that needs no weights, no torch and no network.
 Tests use it everywhere; users can use it to try the CLI.
+
+It really batches: each call works through its requests `batch_size` at a time, and the option
+`oom_above=N` makes any batch of more than N requests fail as a GPU out of memory does (`oom_above=0`:
+even a batch of one), so the runner's out-of-memory halving can be tested without a GPU. Its
+answers never depend on the batch size.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.backends.base import ModelFacts
 from evalkit.backends.spec import ModelSpec
@@ -29,6 +36,8 @@ from evalkit.requests import (
 VOCAB = 256
 BOS = 0  # byte 0 never appears in text we score, so it is a safe start symbol
 
+T = TypeVar("T")
+
 
 class FakeOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -36,6 +45,18 @@ class FakeOptions(BaseModel):
     seed: int = 0
     context_window: int = 4096
     chat_template: bool = False
+    # Simulate running out of memory on any batch of more than this many requests (None: never).
+    oom_above: int | None = Field(default=None, ge=0)
+    # Fault tests of distributed runs: each batch takes `delay_s` seconds (a worker can be killed
+    # mid-unit), and a request whose text contains `exit_on` ends the process at once, as a kill does.
+    # Neither changes an answer, so neither enters the fingerprint.
+    delay_s: float = Field(default=0.0, ge=0)
+    exit_on: str | None = Field(default=None, min_length=1)
+
+
+class SimulatedOutOfMemoryError(RuntimeError):
+    """What the fake raises for a batch above `oom_above`: a RuntimeError saying "out of memory",
+    as torch's CUDA allocator does."""
 
 
 class ByteTokenizer:
@@ -84,47 +105,71 @@ class FakeBackend:
         self, requests: Sequence[LoglikelihoodRequest], batch_size: int = 16
     ) -> list[LoglikelihoodResult]:
         self.calls["loglikelihood"] += len(requests)
-        results = []
-        for request in requests:
-            context = self._tokenizer.encode(request.context)
-            continuation = self._tokenizer.encode(request.continuation)
-            previous = context[-1] if context else BOS
-            total, greedy = 0.0, True
-            for token in continuation:
-                total += self._table[previous][token]
-                greedy = greedy and self._argmax[previous] == token
-                previous = token
-            results.append(LoglikelihoodResult(total, greedy, len(continuation)))
-        return results
+        return [
+            self._score(r.context, r.continuation)
+            for batch in self._batches(requests, batch_size)
+            for r in batch
+        ]
 
     def loglikelihood_rolling(
         self, requests: Sequence[RollingRequest], batch_size: int = 16
     ) -> list[RollingResult]:
         self.calls["loglikelihood_rolling"] += len(requests)
         out = []
-        for request in requests:
-            scored = self.loglikelihood([LoglikelihoodRequest("", request.text)])[0]
-            out.append(RollingResult(scored.logprob, scored.num_tokens))
-        self.calls["loglikelihood"] -= len(requests)
+        for batch in self._batches(requests, batch_size):
+            for request in batch:
+                scored = self._score("", request.text)
+                out.append(RollingResult(scored.logprob, scored.num_tokens))
         return out
 
     def generate(self, requests: Sequence[GenerateRequest], batch_size: int = 16) -> list[GenerateResult]:
         self.calls["generate"] += len(requests)
-        results = []
-        for request in requests:
-            context = self._tokenizer.encode(request.context)
-            previous = context[-1] if context else BOS
-            produced: list[int] = []
-            text = ""
-            for _ in range(request.max_tokens):
-                previous = self._argmax[previous]
-                produced.append(previous)
-                text = self._tokenizer.decode(produced)
-                if any(stop in text for stop in request.stop):
-                    break
-            cut = min([text.index(s) for s in request.stop if s in text], default=len(text))
-            results.append(GenerateResult(text[:cut], len(produced)))
-        return results
+        return [self._generate_one(r) for batch in self._batches(requests, batch_size) for r in batch]
+
+    def _generate_one(self, request: GenerateRequest) -> GenerateResult:
+        self._exit_if_asked(request.context)
+        context = self._tokenizer.encode(request.context)
+        previous = context[-1] if context else BOS
+        produced: list[int] = []
+        text = ""
+        for _ in range(request.max_tokens):
+            previous = self._argmax[previous]
+            produced.append(previous)
+            text = self._tokenizer.decode(produced)
+            if any(stop in text for stop in request.stop):
+                break
+        cut = min([text.index(s) for s in request.stop if s in text], default=len(text))
+        return GenerateResult(text[:cut], len(produced))
+
+    def _score(self, context_text: str, continuation_text: str) -> LoglikelihoodResult:
+        self._exit_if_asked(context_text + continuation_text)
+        context = self._tokenizer.encode(context_text)
+        continuation = self._tokenizer.encode(continuation_text)
+        previous = context[-1] if context else BOS
+        total, greedy = 0.0, True
+        for token in continuation:
+            total += self._table[previous][token]
+            greedy = greedy and self._argmax[previous] == token
+            previous = token
+        return LoglikelihoodResult(total, greedy, len(continuation))
+
+    def _batches(self, requests: Sequence[T], batch_size: int) -> Iterator[Sequence[T]]:
+        """`requests` in batches of `batch_size`; a batch above `oom_above` fails like a full GPU."""
+        size = max(1, batch_size)
+        limit = self.options.oom_above
+        for start in range(0, len(requests), size):
+            batch = requests[start : start + size]
+            if limit is not None and len(batch) > limit:
+                raise SimulatedOutOfMemoryError(
+                    f"out of memory (simulated): a batch of {len(batch)} requests, above oom_above={limit}"
+                )
+            if self.options.delay_s:
+                time.sleep(self.options.delay_s)
+            yield batch
+
+    def _exit_if_asked(self, text: str) -> None:
+        if self.options.exit_on is not None and self.options.exit_on in text:
+            os._exit(70)  # no cleanup, no exception: what a killed or crashed worker looks like
 
     def apply_chat_template(self, user_message: str) -> str:
         return f"<|user|>\n{user_message}\n<|assistant|>\n"

@@ -6,10 +6,12 @@ Specs it serves (see `evalkit.backends.spec`):
     hf:HuggingFaceTB/SmolLM2-135M,revision=main
     hf:/models/dir,gguf_file=tiny.Q4_0.gguf  a GGUF inside a folder (or hub repo)
     gguf:/models/tiny.Q4_0.gguf              a GGUF file (dequantized, conversion cached)
+    smollm2-135m,device=cuda                 on a GPU (`_hf_device`: auto, cpu, cuda, cuda:N, mps)
 
 Tokenisation and truncation reproduce HFLM (`_hf_tokens`), so numbers match lm-eval on the
 same model; the forward passes are organised differently for speed (`_hf_score`) and that
-reorganisation is verified against a plain forward when the model loads.
+reorganisation is verified against a plain forward when the model loads. Weights load on the
+CPU, then move to the resolved device; every tensor the backend builds is made there.
 torch and transformers are imported inside functions: importing this module is cheap.
 """
 
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evalkit.backends._hf_device import device_kind, place_model, resolve_device
 from evalkit.backends._hf_files import combined_fingerprint
 from evalkit.backends._hf_quant import check_quantize_option
 from evalkit.backends._hf_tokens import (
@@ -70,6 +73,9 @@ class TransformersOptions(BaseModel):
     chat_template: bool = False  # wrap prompts as one user turn with the tokenizer's template
     max_length: int | None = Field(default=None, gt=1)  # override the context window
     quantize: str | None = None  # int8-dynamic | int8 | int4, applied in memory (see `_hf_quant`)
+    # auto | cpu | cuda | cuda:N | mps (see `_hf_device`). Not in the fingerprint: where a model
+    # runs does not change what it is; the record and the response cache key keep the kind.
+    device: str = "auto"
 
 
 class HFTokenizer:
@@ -95,6 +101,7 @@ def load_transformers(spec: ModelSpec, shown: str) -> TransformersBackend:
     options = parse_options(TransformersOptions, spec, shown)
     assert isinstance(options, TransformersOptions)
     check_quantize_option(options.quantize, options.dtype, shown)
+    device = resolve_device(options.device, shown, quantize=options.quantize)
     target = Path(spec.target).expanduser()
     local = target.exists()
     if options.revision and local:
@@ -115,7 +122,7 @@ def load_transformers(spec: ModelSpec, shown: str) -> TransformersBackend:
         loaded = _hf_load.load_local_dir(target, options.dtype)
     else:
         loaded = _hf_load.load_hub(spec.target, options.revision, options.dtype)
-    return TransformersBackend(shown, _quantized(loaded, options, shown), options)
+    return TransformersBackend(shown, _quantized(loaded, options, shown), options, device=device)
 
 
 def load_gguf_file(spec: ModelSpec, shown: str) -> TransformersBackend:
@@ -127,12 +134,13 @@ def load_gguf_file(spec: ModelSpec, shown: str) -> TransformersBackend:
     if options.gguf_file or options.revision:
         raise SpecError(f"--model {shown!r}: gguf:FILE takes no gguf_file= or revision= option")
     check_quantize_option(options.quantize, options.dtype, shown)
+    device = resolve_device(options.device, shown, quantize=options.quantize)
     loaded = _hf_load.load_gguf(Path(spec.target).expanduser(), options.dtype)
-    return TransformersBackend(shown, _quantized(loaded, options, shown), options)
+    return TransformersBackend(shown, _quantized(loaded, options, shown), options, device=device)
 
 
 def _quantized(loaded: LoadedModel, options: TransformersOptions, shown: str) -> LoadedModel:
-    """Apply `quantize=` (if asked) after loading: GGUF conversions stay cached unquantized."""
+    """Apply `quantize=` (if asked) after loading, on the CPU: GGUF conversions stay cached unquantized."""
     if options.quantize is not None:
         from evalkit.backends._hf_quant import apply_quantization
 
@@ -143,7 +151,15 @@ def _quantized(loaded: LoadedModel, options: TransformersOptions, shown: str) ->
 class TransformersBackend:
     """A loaded causal LM answering evalkit requests (see `evalkit.backends.base.Backend`)."""
 
-    def __init__(self, name: str, loaded: LoadedModel, options: TransformersOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        loaded: LoadedModel,
+        options: TransformersOptions | None = None,
+        *,
+        device: str | None = None,
+    ) -> None:
+        """`device`: a resolved torch device ('cpu', 'cuda:0'); None resolves `options.device` here."""
         import torch
 
         from evalkit.backends._hf_score import PairScorer, probe_tokens
@@ -152,6 +168,8 @@ class TransformersBackend:
         torch.set_num_threads(_usable_cpus())
         self.name = name
         self.options = options or TransformersOptions()
+        self.device = device or resolve_device(self.options.device, name, quantize=self.options.quantize)
+        place_model(loaded.model, self.device)
         self.loaded = loaded
         self.model = loaded.model
         self._hf_tokenizer = loaded.tokenizer
@@ -207,6 +225,7 @@ class TransformersBackend:
             context_window=self.context_window,
             revision=loaded.revision,
             chat_template=self.options.chat_template,
+            device=device_kind(self.device),
         )
 
     def loglikelihood(
@@ -285,6 +304,12 @@ class TransformersBackend:
         return self.prefix_engine.loglikelihood(requests)
 
     # --- TimingProbe (evalkit.backends.capabilities), implemented in _hf_timing --------------------
+
+    @property
+    def timing_device(self) -> str:
+        """The torch device timed passes run on ('cpu', 'cuda:0'): the efficiency engine measures
+        that device's memory and peaks (`evalkit.efficiency.DevicePlacement`)."""
+        return self.device
 
     @property
     def vocab_size(self) -> int:

@@ -4,7 +4,8 @@ Inputs are random token ids of exact lengths from a generator seeded per (phase,
 two models (or two runs) see the same lengths and no tokenizer quirk changes a prompt's size.
 Figures at every length go into `curves`; the headline figures are taken at the longest
 measured prompt (prefill throughput at steady state) and the shortest measured context (the
-decode speed a chat user sees). Roofline ratios divide by the host's measured peaks.
+decode speed a chat user sees). Roofline ratios divide by the measured peaks of the device the
+model ran on (the host's CPU, or its GPU: `DevicePlacement`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,23 @@ class StateSizeProbe(Protocol):
     """
 
     def timing_state_bytes(self, token_ids: Sequence[int]) -> int: ...
+
+
+@runtime_checkable
+class DevicePlacement(Protocol):
+    """Optional: the torch device the timed passes run on ('cpu', 'cuda:0', 'mps').
+
+    A backend without it runs on the CPU. On an accelerator the engine reads that device's peak
+    memory and divides by that device's measured peaks; the backend's timings use its clock.
+    """
+
+    @property
+    def timing_device(self) -> str: ...
+
+
+def timing_device(backend: object) -> str:
+    """Where `backend` runs its timed passes: its `DevicePlacement`, else 'cpu'."""
+    return backend.timing_device if isinstance(backend, DevicePlacement) else "cpu"
 
 
 def random_tokens(

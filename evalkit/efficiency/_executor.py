@@ -9,6 +9,7 @@ from evalkit.specs import TaskSpec
 
 class EfficiencyExecutor:
     name = "efficiency"
+    placement = "node"  # on a cluster: the whole task on one worker, alone (timings must not be shared)
 
     def check(self, spec: TaskSpec) -> None:
         return None  # the block is fully typed (EfficiencySpec); a missing one means the defaults

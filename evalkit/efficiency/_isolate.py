@@ -28,10 +28,11 @@ from evalkit.efficiency._engine import (
     MeasurementFailedError,
     apply_roofline,
     measure_backend,
+    timing_device,
     utilisation_exceeds_one,
 )
-from evalkit.efficiency._memory import PeakRssSampler
-from evalkit.efficiency._probe import host_peaks
+from evalkit.efficiency._memory import PeakRssSampler, device_memory, device_name, reset_device_peak
+from evalkit.efficiency._probe import host_peaks, peaks_for_device
 from evalkit.errors import EvalkitError
 from evalkit.results import EfficiencyFigures
 from evalkit.specs.task import EfficiencySpec
@@ -86,31 +87,39 @@ def _read_result(path: Path) -> dict[str, Any] | None:
 
 
 def measure_loaded_child(model_spec: str, settings: EfficiencySpec) -> EfficiencyFigures:
-    """Inside the child: probe the host (cached), then load and measure under the RSS sampler."""
+    """Inside the child: probe the host (cached), then load and measure under the RSS sampler.
+
+    A model on an accelerator is measured against that device's peaks (probed after the load,
+    once the device is known, and cached); its device peak memory spans the load and the
+    measurement but not the probe, whose buffers are freed and are not the model's cost.
+    """
     from evalkit.backends import load_model
-    from evalkit.efficiency._memory import device_memory, reset_device_peak
 
     # Import torch and probe before the sampler starts: the probe's buffers are freed again and
     # are not the model's cost; the library import is (every process that runs the model pays it).
     peaks = host_peaks()
-    reset_device_peak()
     with PeakRssSampler() as sampler:
         started = time.perf_counter()
         backend = load_model(model_spec)
         load_time = time.perf_counter() - started
         facts = backend.describe()
         after_load = sampler.peak_bytes
+        device = timing_device(backend)
+        load_device_peak = device_memory(device)
+        if device != "cpu":
+            peaks = peaks_for_device(device)
+            reset_device_peak(device)
         figures = measure_backend(backend, facts, settings, host_peaks=peaks, sampler=sampler)
-    figures = _reprobed_if_above_one(figures)
-    device_peak, device_name = device_memory()
+        measure_device_peak = device_memory(device)
+    figures = _reprobed_if_above_one(figures, device)
     return figures.model_copy(
         update={
             "load_time_s": load_time,
             "peak_memory_bytes": sampler.peak_bytes,
             "baseline_memory_bytes": sampler.baseline_bytes,
             "load_peak_memory_bytes": after_load,
-            "peak_device_memory_bytes": device_peak,
-            "device": device_name,
+            "peak_device_memory_bytes": _larger(load_device_peak, measure_device_peak),
+            "device": device_name(device),
             "rss_samples": sampler.samples,
             "isolated": True,
         }
@@ -119,28 +128,35 @@ def measure_loaded_child(model_spec: str, settings: EfficiencySpec) -> Efficienc
 
 def measure_in_process(backend: Backend, settings: EfficiencySpec) -> EfficiencyFigures:
     """Measure an already loaded model here: no load time, and memory includes this process's own."""
-    peaks = host_peaks()
+    device = timing_device(backend)
+    peaks = peaks_for_device(device)
+    reset_device_peak(device)
     with PeakRssSampler() as sampler:
         started = time.perf_counter()
         figures = measure_backend(backend, backend.describe(), settings, host_peaks=peaks, sampler=sampler)
-    figures = _reprobed_if_above_one(figures)
+    figures = _reprobed_if_above_one(figures, device)
     return figures.model_copy(
         update={
             "load_time_s": None,
             "peak_memory_bytes": sampler.peak_bytes,
             "baseline_memory_bytes": sampler.baseline_bytes,
-            "peak_device_memory_bytes": None,
+            "peak_device_memory_bytes": device_memory(device),
+            "device": device_name(device),
             "isolated": False,
             "wall_time_s": time.perf_counter() - started,
         }
     )
 
 
-def _reprobed_if_above_one(figures: EfficiencyFigures) -> EfficiencyFigures:
+def _reprobed_if_above_one(figures: EfficiencyFigures, device: str) -> EfficiencyFigures:
     """A utilisation above 1 means the cached peak was measured on a busy host: probe again."""
     if utilisation_exceeds_one(figures):
-        return apply_roofline(figures, host_peaks(refresh=True))
+        return apply_roofline(figures, peaks_for_device(device, refresh=True))
     return figures
+
+
+def _larger(a: int | None, b: int | None) -> int | None:
+    return None if a is None and b is None else max(a or 0, b or 0)
 
 
 def main(argv: list[str]) -> int:

@@ -4,6 +4,9 @@
 loaded, and never resettable), and summing tensor sizes misses allocator slack, activations
 and library buffers. A daemon thread that reads the RSS every few milliseconds with psutil sees
 what the operating system actually had to provide during load and measurement.
+
+A model on a GPU also has a device peak: torch's allocator keeps it (`max_memory_allocated`),
+exactly, per device; `device_memory` reads it and `reset_device_peak` starts it again.
 """
 
 from __future__ import annotations
@@ -75,19 +78,33 @@ class PeakRssSampler:
         self._sample()
 
 
-def device_memory() -> tuple[int | None, str | None]:
-    """Peak CUDA memory allocated since the last reset (None without a GPU or without torch loaded)."""
+def device_memory(device: str) -> int | None:
+    """Peak bytes allocated on CUDA device `device` since its last reset (or since the process
+    started); None for the CPU and MPS (which keeps no peak), or when torch is not loaded."""
     import sys
 
     torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available():
-        return None, None
-    return int(torch.cuda.max_memory_allocated()), str(torch.cuda.get_device_name())
+    if torch is None or not device.startswith("cuda"):
+        return None
+    return int(torch.cuda.max_memory_allocated(device))
 
 
-def reset_device_peak() -> None:
+def reset_device_peak(device: str) -> None:
+    """Start a new peak for `device_memory(device)` (CUDA only: nothing to reset elsewhere)."""
     import sys
 
     torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    if torch is not None and device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def device_name(device: str) -> str | None:
+    """The accelerator's name for a torch device string ('NVIDIA H200'; 'mps'); None for the CPU."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or device.startswith("cpu"):
+        return None
+    if device.startswith("cuda"):
+        return str(torch.cuda.get_device_name(device))
+    return device

@@ -1,10 +1,15 @@
-"""The host's measured peaks: matmul FLOP/s (fp32, bf16) and memory bandwidth.
+"""Measured peaks: matmul FLOP/s (fp32, bf16) and memory bandwidth, of the CPU or of a GPU.
 
 Utilisation figures (MFU, MBU) need a denominator. Vendor peaks are unknown for most CPUs and
 unreachable in practice, so evalkit measures what this host achieves on the kernels a model
 spends its time in: a square matmul (prefill is matmul-bound) and a large copy (decode at
 batch 1 streams every weight once per token). The probe takes a few seconds, so its result is
 cached in `$EVALKIT_CACHE_DIR/host_peaks.json`, keyed by the host facts that change it.
+
+A model on a GPU is measured against that GPU (`peaks_for_device`, probed by `_device_probe`),
+cached in the same file under a key that adds the device's name and compute capability. The CPU's
+key is unchanged by this (the same digest as before devices existed), so peaks cached on CPU
+hosts stay valid.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from evalkit import paths
+from evalkit.efficiency import _device_probe
 from evalkit.results import HostPeaks
 
 PROBE_VERSION = 1
@@ -132,22 +139,42 @@ def measure_host_peaks(seconds: float = 0.5) -> dict[str, Any]:
 
 
 def host_peaks(cache_dir: Path | None = None, refresh: bool = False) -> HostPeaks:
-    """The cached peaks for this host, probing (and caching) them on first use or on `refresh`.
+    """The cached peaks of this host's CPU, probing (and caching) them on first use or on `refresh`.
 
     Returns the peaks with `key` (the host facts) and `cached` (False when just measured).
     """
-    key = host_key()
+    return _cached_peaks(host_key(), "cpu", measure_host_peaks, cache_dir, refresh)
+
+
+def peaks_for_device(device: str, cache_dir: Path | None = None, refresh: bool = False) -> HostPeaks:
+    """The peaks a model on torch device `device` ('cpu', 'cuda:0', 'mps') is measured against."""
+    kind = device.split(":", 1)[0]
+    if kind == "cpu":
+        return host_peaks(cache_dir, refresh)
+    if kind not in ("cuda", "mps"):
+        raise ValueError(f"no peak probe for device {device!r}")
+    key = {**host_key(), "device": _device_probe.device_label(device)}
+    return _cached_peaks(key, kind, lambda: _device_probe.measure_device_peaks(device), cache_dir, refresh)
+
+
+def _cached_peaks(
+    key: dict[str, Any],
+    kind: str,
+    measure: Callable[[], dict[str, Any]],
+    cache_dir: Path | None,
+    refresh: bool,
+) -> HostPeaks:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = (cache_dir or paths.cache_dir()) / CACHE_NAME
     known = _read(path)
     if not refresh and isinstance(known.get(digest), dict):
-        cached = _typed({**known[digest], "key": key, "cached": True})
+        cached = _typed({**known[digest], "device": kind, "key": key, "cached": True})
         if cached is not None:
             return cached
-    peaks = _best_of(measure_host_peaks(), known.get(digest))
+    peaks = _best_of(measure(), known.get(digest))
     known[digest] = peaks
     _write(path, known)
-    return HostPeaks.model_validate({**peaks, "key": key, "cached": False})
+    return HostPeaks.model_validate({**peaks, "device": kind, "key": key, "cached": False})
 
 
 def _typed(peaks: dict[str, Any]) -> HostPeaks | None:
@@ -165,7 +192,8 @@ def _best_of(new: dict[str, Any], old: Any) -> dict[str, Any]:
     merged = dict(new)
     old_flops = old.get("matmul_flops_per_s") or {}
     merged["matmul_flops_per_s"] = {
-        name: max(value, float(old_flops.get(name, 0.0))) for name, value in new["matmul_flops_per_s"].items()
+        name: None if value is None else max(value, float(old_flops.get(name) or 0.0))
+        for name, value in new["matmul_flops_per_s"].items()
     }
     merged["memory_bytes_per_s"] = max(new["memory_bytes_per_s"], float(old.get("memory_bytes_per_s", 0.0)))
     return merged

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from evalkit.backends import Backend
+from evalkit.errors import SpecError
 from evalkit.kinds import CatalogueLine, ExecutionContext, RunFacts, TaskOutcome
 from evalkit.specs import TaskSpec
 
 # lm-eval's own default seed for few-shot sampling (its CLI's --seed default for that generator).
 LMEVAL_DEFAULT_SEED = 1234
 
+AUTO_REFUSED = (
+    "{task}: --batch-size auto is not available for lm-eval tasks (lm-eval batches them itself, "
+    "without evalkit's out-of-memory halving); give a number, e.g. --batch-size 16"
+)
+
 
 class LmEvalExecutor:
     name = "lmeval"
+    placement = "worker"  # on a cluster: the whole task on one worker (lm-eval runs its own loop)
 
     def check(self, spec: TaskSpec) -> None:
         return None  # the name is checked by lm-eval's index when the task loads
@@ -31,6 +38,8 @@ class LmEvalExecutor:
     def run(self, backend: Backend, spec: TaskSpec, context: ExecutionContext) -> TaskOutcome:
         """lm-eval's evaluator with evalkit's backend answering. lm-eval batches by itself with the
         run's batch size and does not go through evalkit's response cache."""
+        if context.batch_size == "auto":  # lm-eval calls the backend itself: no halving on the way
+            raise SpecError(AUTO_REFUSED.format(task=spec.name))
         from evalkit.interop.lmeval import LMEVAL_PREFIX, run_lmeval_task
 
         seed = LMEVAL_DEFAULT_SEED if context.seed is None else context.seed

@@ -17,13 +17,19 @@ An executor:
 - `describe(spec, count=...)`: a catalogue line (sample count, data source) for `tasks list`;
 - `preview(spec)`: the first sample as sent, for `tasks show`;
 - `run(backend, spec, context)`: does the work and states what ran (`TaskOutcome.ran`).
+
+Optionally, a class attribute `placement` (a `Placement`; read with `placement_of`) says where a
+distributed run (`evalkit run --executor ray`) runs the task: "driver" (the default) runs `run`
+on the driver, whose backend is a proxy and whose server sends the requests to the workers in
+shards; "worker" runs the whole task on one worker (an executor with its own request loop, e.g.
+lm-eval's); "node" does too, with nothing else running beside it (timings, e.g. efficiency).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, cast, runtime_checkable
 
 from evalkit.backends import Backend
 from evalkit.errors import SpecError, UnknownNameError
@@ -42,7 +48,7 @@ class RequestServer(Protocol):
         *,
         description: str = "",
         prefix_reuse: bool = False,
-        batch_size: int | None = None,
+        batch_size: int | Literal["auto"] | None = None,
     ) -> list[Result]:
         """Every request's result, in order; each distinct request computed at most once.
 
@@ -64,7 +70,7 @@ class ExecutionContext:
     limit: int | None = None
     num_fewshot: int | None = None
     seed: int | None = None
-    batch_size: int = 16
+    batch_size: int | Literal["auto"] = 16  # "auto": the server finds the largest that fits
     show_progress: bool = True
     beyond_window: Literal["skip", "run"] | None = None
 
@@ -90,6 +96,17 @@ class TaskExecutor(Protocol):
     def preview(self, spec: TaskSpec) -> list[str]: ...
 
     def run(self, backend: Backend, spec: TaskSpec, context: ExecutionContext) -> TaskOutcome: ...
+
+
+Placement = Literal["driver", "worker", "node"]
+
+
+def placement_of(executor: TaskExecutor) -> Placement:
+    """Where a distributed run runs `executor`'s tasks (its optional `placement`; default "driver")."""
+    placement = getattr(executor, "placement", "driver")
+    if placement not in ("driver", "worker", "node"):
+        raise ValueError(f"executor {executor.name!r}: unknown placement {placement!r}")
+    return cast(Placement, placement)
 
 
 def _is_executor(entry: object) -> bool:

@@ -37,7 +37,7 @@ class RunFacts:
     limit: int | None  # the cap applied, in `limit_unit`; None = everything
     limit_unit: LimitUnit
     seed: int | None  # None when nothing random was drawn
-    batch_size: int | None  # the batch size asked for; None when the kind takes none
+    batch_size: int | Literal["auto"] | None  # the batch size asked for; None when the kind takes none
     batch_sizes: tuple[int, ...]  # the batch sizes requests were actually sent with
     num_fewshot: int
     num_documents: int  # documents (long context: grid samples) evaluated

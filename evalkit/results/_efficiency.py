@@ -122,13 +122,21 @@ class HostPeakKey(BaseModel):
     accelerator: str | None
     torch: str
     threads: int = Field(description="torch intra-op threads")
+    device: str | None = Field(
+        default=None,
+        description="the accelerator probed, e.g. 'cuda: NVIDIA H200 (sm_90)'; None: the CPU",
+    )
 
 
 class HostPeaks(BaseModel):
-    """The host's measured peaks, the denominators of `mfu` and `mbu`."""
+    """The measured peaks of the device the model ran on, the denominators of `mfu` and `mbu`:
+    the host's CPU, or its GPU (a matmul and a copy on the device, in device memory)."""
 
     model_config = _STRICT
 
+    device: Literal["cpu", "cuda", "mps"] = Field(
+        default="cpu", description="the device kind the peaks were measured on (its name: key.device)"
+    )
     matmul_flops_per_s: MatmulPeaks
     memory_bytes_per_s: float | None = Field(description="best large-copy rate, bytes read + written per s")
     matmul_size: int | None = None  # the square matrices' side
@@ -163,8 +171,10 @@ class EfficiencyFigures(BaseModel):
     peak_memory_bytes: int | None = Field(default=None, description="peak resident bytes of the process")
     baseline_memory_bytes: int | None = Field(default=None, description="resident bytes before loading")
     load_peak_memory_bytes: int | None = Field(default=None, description="peak resident bytes after loading")
-    peak_device_memory_bytes: int | None = Field(default=None, description="peak accelerator bytes allocated")
-    device: str | None = Field(default=None, description="the accelerator's name; None on a CPU")
+    peak_device_memory_bytes: int | None = Field(
+        default=None, description="peak accelerator bytes allocated (load and measurement); None on a CPU"
+    )
+    device: str | None = Field(default=None, description="the accelerator the model ran on; None on a CPU")
     rss_samples: int | None = Field(default=None, description="resident-memory samples the peak is over")
     isolated: bool | None = Field(default=None, description="measured in a fresh subprocess")
     wall_time_s: float | None = Field(default=None, description="seconds of an in-process measurement")

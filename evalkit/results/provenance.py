@@ -102,13 +102,26 @@ def _memory_bytes() -> int:
 
 
 def _accelerator() -> str | None:
-    # Only ask torch if something already imported it: provenance must not pull torch in.
+    """The host's accelerators, e.g. 'cuda: 1 x NVIDIA H200 (139.8 GiB)'; None on a CPU-only host.
+
+    Only asked of torch if something already imported it: provenance must not pull torch in
+    (a run whose model is on a GPU has imported it before any record is written).
+    """
     torch = sys.modules.get("torch")
     if torch is None:
         return None
     try:
         if torch.cuda.is_available():
-            return str(torch.cuda.get_device_name(0))
+            count = torch.cuda.device_count()
+            kinds: dict[str, int] = {}
+            for index in range(count):
+                props = torch.cuda.get_device_properties(index)
+                label = f"{props.name} ({props.total_memory / 2**30:.1f} GiB)"
+                kinds[label] = kinds.get(label, 0) + 1
+            return "cuda: " + ", ".join(f"{n} x {label}" for label, n in kinds.items())
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps: Apple GPU"
     except Exception:  # pragma: no cover - a broken CUDA install should not fail a run
         return None
     return None

@@ -45,6 +45,10 @@ class ModelFacts(BaseModel):
     context_window: int | None
     revision: str | None = None
     chat_template: bool = False
+    # The kind of device the model ran on: cpu, cuda or mps (the index is not kept: it says where on
+    # one machine, not how the numbers were made). Records written before devices existed read as
+    # cpu, which they were. Not part of `fingerprint`: the same weights and dtype are the same model.
+    device: str = "cpu"
 
 
 class MetricValue(BaseModel):
@@ -161,7 +165,9 @@ class RunConfig(BaseModel):
     limit: int | None  # the cap the executor applied, counted in limit_unit; None = no cap
     limit_unit: Literal["documents", "samples_per_cell", "none"] = "documents"
     seed: int | None  # the seed the executor used; None when the kind uses no randomness
-    batch_size: int | None  # requested batch size; None when the kind takes none (efficiency)
+    # requested batch size: a number or "auto" (the largest that fits, found by trying); None when
+    # the kind takes none (efficiency)
+    batch_size: int | Literal["auto"] | None
     # the batch sizes the executor actually sent requests with (sorted, distinct)
     batch_sizes: list[int] = Field(default_factory=list)
     num_fewshot: int

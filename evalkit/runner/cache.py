@@ -1,8 +1,9 @@
-"""A persistent response cache keyed by model fingerprint + request.
+"""A persistent response cache keyed by model (`cache_model_key`) + request.
 
 An interrupted run resumes from what it already computed, and a rerun of the same work
-is answered from disk. Keying on the model fingerprint (weights + output-changing load
-options) means two models, or one model at two dtypes, never share answers.
+is answered from disk. The model key is the model fingerprint (weights + output-changing load
+options) plus the numerics it runs at (dtype, device kind), so two models, one model at two
+dtypes, or one model on a CPU and on a GPU never share answers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,36 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from evalkit.backends import ModelFacts
 from evalkit.errors import DataError
 from evalkit.paths import CACHE_ENV, cache_dir, check_writable_dir
 from evalkit.requests import Request, Result, result_from_json, result_to_json
+
+# The dtypes the built-in backends run at by default on a CPU (transformers' float32, llama.cpp's own
+# GGUF kernels, the fake's float64). A CPU run at one of these keeps the bare fingerprint as its key,
+# the key every cache row had before dtype and device joined it, so existing caches stay valid: the
+# fingerprint already holds every load option that changes outputs (transformers puts dtype in it).
+_BARE_KEY_DTYPES = frozenset({"float32", "gguf", "float64"})
+
+
+def cache_model_key(facts: ModelFacts, *, untruncated: bool = False) -> str:
+    """The response cache's model key: a cached response never crosses numerics.
+
+    The fingerprint, plus the dtype and the device kind (`cuda:1` -> `cuda`) unless the model runs
+    on a CPU at its backend's default dtype. bfloat16 and float32, or CPU and CUDA kernels, give
+    slightly different log-probabilities, so their answers are kept apart. `untruncated`: answers of
+    the shared-prefix path (which never truncates a context) are kept apart from the plain path's.
+    """
+    device = device_kind(facts.device)
+    key = facts.fingerprint
+    if device != "cpu" or facts.dtype not in _BARE_KEY_DTYPES:
+        key += f"|dtype={facts.dtype}|device={device}"
+    return key + ("|untruncated" if untruncated else "")
+
+
+def device_kind(device: str) -> str:
+    """`cuda:1` -> `cuda`; `cpu`, `mps` unchanged."""
+    return device.split(":", 1)[0].strip().lower() or "cpu"
 
 
 class ResponseCache:
