@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from evalkit.cli._options import CONTEXT_SETTINGS, results_option, task_dir_option
+
+if TYPE_CHECKING:
+    from evalkit.runner.cluster import ClusterOptions
+
+
+def _batch_size(ctx: click.Context, param: click.Parameter, value: str) -> int | Literal["auto"]:
+    """`--batch-size`: a whole number of at least 1, or `auto`."""
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.isascii() and text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise click.BadParameter(f"{value!r} is not a whole number of at least 1 or 'auto'", ctx, param)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -23,7 +36,13 @@ from evalkit.cli._options import CONTEXT_SETTINGS, results_option, task_dir_opti
 @click.option(
     "--tasks", "-t", default=None, help="Comma-separated task names (lmeval:NAME runs an lm-eval task)."
 )
-@click.option("--suite", "-s", default=None, help="A named suite of tasks, e.g. quick.")
+@click.option(
+    "--suite",
+    "-s",
+    "suites",
+    multiple=True,
+    help="A named suite of tasks, e.g. quick; repeat to run several in one go (each model loads once).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N samples per task.")
 @click.option(
     "--seed",
@@ -33,7 +52,17 @@ from evalkit.cli._options import CONTEXT_SETTINGS, results_option, task_dir_opti
     "prompts (default: each task's own). The record says the seed each task used.",
 )
 @click.option("--num-fewshot", type=click.IntRange(min=0), default=None, help="Override few-shot count.")
-@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option(
+    "--batch-size",
+    "-b",
+    metavar="N|auto",
+    default="16",
+    callback=_batch_size,
+    show_default=True,
+    help="Requests per batch, or 'auto': the largest batch that fits, found by trying (from 64 on a "
+    "CPU, 512 on a GPU, halving on out of memory; kept for the rest of the run). A batch that runs "
+    "out of memory is retried at half the size, down to 1.",
+)
 @results_option("Results folder to append run records to.")
 @click.option("--no-cache", is_flag=True, help="Ignore and do not fill the response cache.")
 @task_dir_option()
@@ -50,20 +79,76 @@ from evalkit.cli._options import CONTEXT_SETTINGS, results_option, task_dir_opti
     help="Rerun model x task pairs whose identical record is already stored (by default they are "
     "skipped, so rerunning an interrupted command finishes it).",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where requests run: this process, or Ray workers (the options below; records are identical).",
+)
+@click.option(
+    "--address", default=None, help="Ray: a cluster's HOST:PORT [default: a local Ray for this run]."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Ray: workers (model replicas) per model [default: as many as the cluster's CPUs/GPUs allow].",
+)
+@click.option(
+    "--cpus-per-worker",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Ray: CPUs each worker reserves (its model computes with that many threads).",
+)
+@click.option(
+    "--gpus-per-worker",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Ray: GPUs each worker reserves (fractions share one).",
+)
+@click.option(
+    "--shards", type=click.IntRange(min=1), default=None, help="Ray: units per task [default: --workers]."
+)
+@click.option(
+    "--unit-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Ray: seconds one unit may take before its worker is replaced and the unit sent again "
+    "(a worker's model load may take this long, and at least 120 s).",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Ray: times a unit is sent again after its worker died; then the task fails.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run(
     models: tuple[str, ...],
     tasks: str | None,
-    suite: str | None,
+    suites: tuple[str, ...],
     limit: int | None,
     seed: int | None,
     num_fewshot: int | None,
-    batch_size: int,
+    batch_size: int | Literal["auto"],
     results_dir: Path,
     no_cache: bool,
     task_dir: tuple[Path, ...],
     beyond_window: Literal["skip", "run"] | None,
     force: bool,
+    executor: Literal["local", "ray"],
+    address: str | None,
+    workers: int | None,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+    shards: int | None,
+    unit_timeout: float,
+    retries: int,
     quiet: bool,
 ) -> None:
     """Evaluate every MODEL on every task and store one record per pair.
@@ -109,6 +194,9 @@ def run(
         results_dir=results_dir,
         beyond_window=beyond_window,
         force=force,
+        cluster=_cluster(
+            executor, address, workers, cpus_per_worker, gpus_per_worker, shards, unit_timeout, retries
+        ),
     )
 
     def reused(record: RunRecord) -> None:
@@ -122,7 +210,7 @@ def run(
         summary = evaluate(
             list(models),
             task_names,
-            suite=suite,
+            suite=list(suites),
             config=config,
             catalogue=default_catalogue(list(task_dir)),
             on_record=report,
@@ -138,3 +226,36 @@ def run(
         for record in summary.failed:
             click.echo(f"error: {record.model.name} × {record.task.name}: {record.error}", err=True)
         raise SystemExit(summary.exit_code)
+
+
+_RAY_ONLY = ("address", "workers", "cpus_per_worker", "gpus_per_worker", "shards", "unit_timeout", "retries")
+
+
+def _cluster(
+    executor: Literal["local", "ray"],
+    address: str | None,
+    workers: int | None,
+    cpus_per_worker: float,
+    gpus_per_worker: float,
+    shards: int | None,
+    unit_timeout: float,
+    retries: int,
+) -> ClusterOptions | None:
+    """The Ray options (None for the local executor, which takes none of them)."""
+    from evalkit.runner.cluster import ClusterOptions
+
+    if executor == "local":
+        ctx = click.get_current_context()
+        for name in _RAY_ONLY:
+            if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+                raise click.UsageError(f"--{name.replace('_', '-')} needs --executor ray", ctx)
+        return None
+    return ClusterOptions(
+        address=address,
+        workers=workers,
+        cpus_per_worker=cpus_per_worker,
+        gpus_per_worker=gpus_per_worker,
+        shards=shards,
+        unit_timeout_s=unit_timeout,
+        retries=retries,
+    )

@@ -13,27 +13,30 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from evalkit import __version__
 from evalkit.backends import Backend, load_model, parse_model_spec, resolve_alias
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, SpecError
 from evalkit.kinds import (
     UNAVAILABLE_SOURCE,
     ExecutionContext,
+    RequestServer,
+    TaskExecutor,
     TaskOutcome,
     executor_for,
     fingerprint_json,
 )
 from evalkit.paths import cache_dir, check_writable_dir, task_file_locator
-from evalkit.results import ResultsStore, RunConfig, RunRecord, SampleLog, TaskFacts
+from evalkit.results import HostFacts, ResultsStore, RunConfig, RunRecord, SampleLog, TaskFacts
 from evalkit.results.provenance import git_sha, host_facts, library_versions
 from evalkit.runner.cache import NullCache, ResponseCache
-from evalkit.runner.execute import CachedServer
+from evalkit.runner.cluster import ClusterOptions, check_cluster_run
+from evalkit.runner.execute import BatchSize, Cache, CachedServer
 from evalkit.runner.plan import TaskSelection, plan_tasks
 from evalkit.specs import Catalogue, TaskSpec, default_catalogue
 
@@ -44,13 +47,14 @@ log = logging.getLogger("evalkit")
 class EvalConfig:
     limit: int | None = None  # overrides every suite entry's limit
     seed: int | None = None  # few-shot seed; None keeps each task's own
-    batch_size: int = 16
+    batch_size: int | Literal["auto"] = 16  # "auto": the largest that fits, found by trying (execute.py)
     num_fewshot: int | None = None  # overrides the task's and the suite's
     use_cache: bool = True
     show_progress: bool = True
     results_dir: Path | None = Path("results")  # None: do not store
     beyond_window: Literal["skip", "run"] | None = None  # long_context: overrides the tasks' own setting
     force: bool = False  # rerun pairs whose identical record is already stored (default: skip them)
+    cluster: ClusterOptions | None = None  # None: run in this process; else on Ray (--executor ray)
 
 
 @dataclass
@@ -76,7 +80,7 @@ def evaluate(
     models: Sequence[str | Backend],
     tasks: Sequence[str] | None = None,
     *,
-    suite: str | None = None,
+    suite: str | Sequence[str] | None = None,
     config: EvalConfig | None = None,
     catalogue: Catalogue | None = None,
     on_record: Callable[[RunRecord], None] | None = None,
@@ -91,6 +95,11 @@ def evaluate(
     config = config or EvalConfig()
     catalogue = catalogue or default_catalogue()
     selections = plan_tasks(catalogue, list(tasks) if tasks is not None else None, suite)
+    lmeval_tasks = [s.name for s in selections if s.is_lmeval]
+    if config.batch_size == "auto" and lmeval_tasks:  # lm-eval batches them itself: no halving
+        raise SpecError(
+            f"--batch-size auto: not available for lm-eval tasks ({', '.join(lmeval_tasks)}); give a number"
+        )
     store = ResultsStore(config.results_dir) if config.results_dir is not None else None
     if store is not None:
         store.check_writable()  # an unwritable results folder must fail now, not after the work
@@ -101,35 +110,90 @@ def evaluate(
         check_writable_dir(cache_dir(), "cache folder", hint="set EVALKIT_CACHE_DIR to a writable folder")
     for spec in specs:  # fail on a bad model name before spending minutes on the first model
         resolve_alias(spec)
+    if config.cluster is not None:
+        check_cluster_run(models)  # Ray installed, models given as specs
     cache = ResponseCache() if config.use_cache else NullCache()  # checks its folder and file
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     summary = RunSummary()
     try:
-        for model in models:
-            backend = load_model(model) if isinstance(model, str) else model
-            stored = _stored_by_request(store, backend) if store is not None and not config.force else {}
-            for selection in selections:
-                previous = stored.get(request_key(backend, selection, catalogue, config))
-                if previous is not None:
-                    summary.reused.append(previous)
-                    if on_reused is not None:
-                        on_reused(previous)
-                    continue
-                record, samples, input_error = _run_one(backend, selection, catalogue, config, cache, run_id)
-                if store is not None:
-                    record = store.append(record, samples)
-                summary.records.append(record)
-                if input_error:
-                    summary.input_errors.add(record.record_id)
-                if on_record is not None:
-                    on_record(record)
+        with _host(config) as host:  # local: this process; ray: Ray for the run, workers per model
+            for model in models:
+                with host.model(model) as served:
+                    backend = served.backend
+                    stored = {} if store is None or config.force else _stored_by_request(store, backend)
+                    for selection in selections:
+                        previous = stored.get(request_key(backend, selection, catalogue, config))
+                        if previous is not None:
+                            summary.reused.append(previous)
+                            if on_reused is not None:
+                                on_reused(previous)
+                            continue
+                        record, samples, input_error = _run_one(
+                            served, selection, catalogue, config, cache, run_id
+                        )
+                        if store is not None:
+                            record = store.append(record, samples)
+                        summary.records.append(record)
+                        if input_error:
+                            summary.input_errors.add(record.record_id)
+                        if on_record is not None:
+                            on_record(record)
     finally:
         cache.close()
     return summary
 
 
+class ServedModel(Protocol):
+    """A model as a run uses it: its backend (a proxy on Ray), a RequestServer, task placement."""
+
+    @property
+    def backend(self) -> Backend: ...
+
+    def server(self, cache: Cache, *, batch_size: BatchSize, show_progress: bool) -> RequestServer: ...
+
+    def run(
+        self, executor: TaskExecutor, spec: TaskSpec, context: ExecutionContext
+    ) -> tuple[TaskOutcome, HostFacts | None]:
+        """The outcome, and the facts of the host it ran on when that is not this one."""
+        ...
+
+
+class ModelHost(Protocol):
+    def model(self, model: str | Backend) -> contextlib.AbstractContextManager[ServedModel]: ...
+
+
+@dataclass(frozen=True)
+class _LocalModel:
+    backend: Backend
+
+    def server(self, cache: Cache, *, batch_size: BatchSize, show_progress: bool) -> RequestServer:
+        return CachedServer(self.backend, cache, batch_size=batch_size, show_progress=show_progress)
+
+    def run(
+        self, executor: TaskExecutor, spec: TaskSpec, context: ExecutionContext
+    ) -> tuple[TaskOutcome, HostFacts | None]:
+        return executor.run(self.backend, spec, context), None
+
+
+class _LocalHost:
+    @contextlib.contextmanager
+    def model(self, model: str | Backend) -> Iterator[ServedModel]:
+        yield _LocalModel(load_model(model) if isinstance(model, str) else model)
+
+
+@contextlib.contextmanager
+def _host(config: EvalConfig) -> Iterator[ModelHost]:
+    if config.cluster is None:
+        yield _LocalHost()
+        return
+    from evalkit.runner.cluster import RayExecutor
+
+    with RayExecutor(config.cluster) as ray_host:
+        yield ray_host
+
+
 def _run_one(
-    backend: Backend,
+    served: ServedModel,
     selection: TaskSelection,
     catalogue: Catalogue,
     config: EvalConfig,
@@ -138,8 +202,10 @@ def _run_one(
 ) -> tuple[RunRecord, list[SampleLog] | None, bool]:
     started = datetime.now(UTC)
     clock = time.perf_counter()
+    backend = served.backend
+    ran_on: HostFacts | None = None
     context = ExecutionContext(
-        server=CachedServer(backend, cache, batch_size=config.batch_size, show_progress=config.show_progress),
+        server=served.server(cache, batch_size=config.batch_size, show_progress=config.show_progress),
         limit=config.limit if config.limit is not None else selection.limit,
         num_fewshot=config.num_fewshot if config.num_fewshot is not None else selection.num_fewshot,
         seed=config.seed,
@@ -153,7 +219,7 @@ def _run_one(
     input_error = False
     try:
         spec = selection.spec if selection.spec is not None else selection.resolve(catalogue)
-        outcome = executor_for(spec).run(backend, spec, context)
+        outcome, ran_on = served.run(executor_for(spec), spec, context)
     except EvalkitError as exc:
         error, input_error = str(exc), True
     except Exception as exc:  # one broken task must not end the run (e.g. out of memory)
@@ -198,7 +264,7 @@ def _run_one(
         metrics=outcome.metrics if outcome is not None else {},
         efficiency=outcome.efficiency if outcome is not None else None,
         long_context=outcome.long_context if outcome is not None else None,
-        host=host_facts(),
+        host=ran_on or host_facts(),
         libraries=library_versions(),
         status="ok" if error is None else "error",
         error=error,
@@ -210,8 +276,9 @@ def request_key(backend: Backend, selection: TaskSelection, catalogue: Catalogue
     """What a pair asks for, hashed: equal keys ask for the same work (batch size is not part of it:
     a backend answers the same whatever its batch size)."""
     spec = _resolved(selection, catalogue)
+    facts = backend.describe()
     asked = {
-        "model": backend.describe().fingerprint,
+        "model": facts.fingerprint,
         "task": selection.name,
         "spec": fingerprint_json(spec) if spec is not None else None,
         "limit": config.limit if config.limit is not None else selection.limit,
@@ -220,6 +287,8 @@ def request_key(backend: Backend, selection: TaskSelection, catalogue: Catalogue
         "beyond_window": config.beyond_window,
         "evalkit": __version__,
     }
+    if facts.device != "cpu":  # the same weights on a GPU compute other numbers (and timings);
+        asked["device"] = facts.device  # CPU keys stay those of records written before devices
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode("utf-8")).hexdigest()
 
 
