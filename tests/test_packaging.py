@@ -24,9 +24,24 @@ def test_every_evalkit_package_is_listed_in_pyproject() -> None:
     assert on_disk - listed == set()
 
 
-def test_package_data_covers_the_shipped_word_lists() -> None:
-    data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert "words/*.txt" in data["evalkit.longcontext"]
+def test_package_data_covers_every_shipped_data_file() -> None:
+    """Every non-Python file in a package folder (word lists, task YAML and data, site assets) is
+    matched by that package's package-data, and each data folder is a listed package of its own (a
+    folder that is not makes setuptools warn, and a later setuptools ignores it)."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {name: REPO / Path(*name.split(".")) for name in setuptools["packages"]}
+    folders.update({name: REPO / path for name, path in setuptools["package-dir"].items()})
+    package_of = {folder.resolve(): name for name, folder in folders.items()}
+    data = setuptools["package-data"]
+    missing = []
+    for root in (REPO / "evalkit", REPO / "tasks"):
+        for path in root.rglob("*"):
+            if not path.is_file() or path.suffix in (".py", ".pyc") or "__pycache__" in path.parts:
+                continue
+            package = package_of.get(path.parent.resolve())
+            if package is None or not any(path.match(pattern) for pattern in data.get(package, [])):
+                missing.append(str(path.relative_to(REPO)))
+    assert missing == []
     assert list((REPO / "evalkit" / "longcontext" / "words").glob("*.txt"))
 
 

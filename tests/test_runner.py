@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.backends.fake import FakeBackend
-from evalkit.errors import DataError
+from evalkit.errors import DataError, SpecError
 from evalkit.requests import LoglikelihoodRequest, LoglikelihoodResult
 from evalkit.results import ResultsStore
 from evalkit.runner import EvalConfig, evaluate, plan_tasks
@@ -229,3 +229,32 @@ def test_the_cli_says_which_pairs_it_skipped(toy_tasks: Path, tmp_path: Path, fr
     forced = CliRunner().invoke(cli, [*args, "--force"])
     assert forced.exit_code == 0 and "already stored" not in forced.output
     assert len(ResultsStore(tmp_path).read()[0]) == 2
+
+
+def test_several_suites_run_as_one_list_and_a_task_in_two_is_an_error(toy_tasks: Path) -> None:
+    suites = toy_tasks / "suites"
+    (suites / "mc_only.yaml").write_text("suite: mc_only\ntasks:\n  - {task: toy_mc, limit: 2}\n")
+    (suites / "cloze_only.yaml").write_text("suite: cloze_only\ntasks:\n  - {task: toy_cloze}\n")
+    catalogue = Catalogue([toy_tasks])
+    planned = plan_tasks(catalogue, None, ["mc_only", "cloze_only"])
+    assert [(s.name, s.limit) for s in planned] == [("toy_mc", 2), ("toy_cloze", None)]
+    with pytest.raises(SpecError, match=r"'toy_mc' is listed twice \(suites mc_only, toy\)"):
+        plan_tasks(catalogue, None, ["mc_only", "toy"])
+    with pytest.raises(SpecError, match="exactly one of --tasks or --suite"):
+        plan_tasks(catalogue, None, [])
+
+
+def test_a_gpu_run_does_not_reuse_the_stored_cpu_record(
+    toy_catalogue: Catalogue, tmp_path: Path, fresh_cache: Path
+) -> None:
+    class OnCuda(FakeBackend):
+        def describe(self):  # type: ignore[no-untyped-def]
+            return super().describe().model_copy(update={"device": "cuda"})
+
+    config = EvalConfig(results_dir=tmp_path / "r", show_progress=False)
+    first = evaluate([FakeBackend()], ["toy_mc"], config=config, catalogue=toy_catalogue)
+    again = evaluate([FakeBackend()], ["toy_mc"], config=config, catalogue=toy_catalogue)
+    on_gpu = evaluate([OnCuda()], ["toy_mc"], config=config, catalogue=toy_catalogue)
+    assert len(first.records) == 1 and again.records == [] and len(again.reused) == 1
+    assert len(on_gpu.records) == 1 and on_gpu.reused == []  # same weights, other numbers: run again
+    assert on_gpu.records[0].config.request_key != first.records[0].config.request_key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,16 +49,23 @@ class TaskSelection:
         return self.name.startswith(LMEVAL_PREFIX)
 
 
-def plan_tasks(catalogue: Catalogue, tasks: list[str] | None, suite: str | None) -> list[TaskSelection]:
-    """Resolve --tasks/--suite into selections; every name is checked before any model loads."""
-    if bool(tasks) == bool(suite):
+def plan_tasks(
+    catalogue: Catalogue, tasks: list[str] | None, suite: str | Sequence[str] | None
+) -> list[TaskSelection]:
+    """Resolve --tasks/--suite into selections; every name is checked before any model loads.
+
+    Several suites run as one list, in the order given (one model load covers them all); a task in
+    two of them is an error, as a task listed twice is.
+    """
+    suites = [suite] if isinstance(suite, str) else list(suite or [])
+    if bool(tasks) == bool(suites):
         raise SpecError("give exactly one of --tasks or --suite")
     selections: list[TaskSelection]
-    if suite:
-        spec = catalogue.suite(suite)
+    if suites:
         selections = [
             TaskSelection(e.task, e.limit, e.num_fewshot, e.lengths, e.depths, e.params, e.sweep)
-            for e in spec.tasks
+            for name in suites
+            for e in catalogue.suite(name).tasks
         ]
     else:
         selections = [TaskSelection(name.strip()) for name in tasks or [] if name.strip()]
@@ -66,7 +74,8 @@ def plan_tasks(catalogue: Catalogue, tasks: list[str] | None, suite: str | None)
     seen: set[str] = set()
     for selection in selections:
         if selection.name in seen:
-            raise SpecError(f"task {selection.name!r} is listed twice")
+            where = f" (suites {', '.join(suites)})" if len(suites) > 1 else ""
+            raise SpecError(f"task {selection.name!r} is listed twice{where}")
         seen.add(selection.name)
         if selection.is_lmeval and not selection.name[len(LMEVAL_PREFIX) :]:
             raise SpecError("--tasks: 'lmeval:' needs an lm-eval task name, e.g. lmeval:arc_easy")
