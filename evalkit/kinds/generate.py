@@ -1,26 +1,31 @@
-"""Greedy generation scored against reference answers (exact match and containment)."""
+"""Greedy generation scored against reference answers, as lm-evaluation-harness 0.4.13 scores it.
+
+The answer is extracted from the generation by the task's `answer` block (`_qa_metrics.extract`,
+lm-eval's regex filter) and compared with every reference after the same normalisation
+(`_qa_metrics.normalise`, lm-eval's exact_match); a sample scores 1 when any reference matches.
+"""
 
 from __future__ import annotations
 
-import re
-import string
 from collections.abc import Sequence
 from typing import Any
 
-from evalkit.errors import DataError, SpecError
+from evalkit.errors import DataError
+from evalkit.kinds._qa_metrics import drop_scores, extract, normalise
 from evalkit.kinds._stats import mean_metric
 from evalkit.kinds.base import PreparedSample, SampleScore, is_strings
 from evalkit.requests import GenerateRequest, GenerateResult, Result
 from evalkit.results.schema import MetricValue
 from evalkit.specs.task import AnswerSpec, TaskSpec
 
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
 
 class Generate:
     name: str = "generate"
     uses_prompt: bool = True
-    metric_names: tuple[str, ...] = ("exact_match", "contains")
+    # exact_match: the `regex` extraction; exact_match_flexible: the `flexible_regex` one;
+    # contains: some reference appears anywhere in the normalised generation; f1: DROP's token F1
+    # (`answer.scorer: drop`, which also makes exact_match DROP's).
+    metric_names: tuple[str, ...] = ("exact_match", "contains", "exact_match_flexible", "f1")
 
     def prepare(self, task: TaskSpec, doc: dict[str, Any], context: str) -> PreparedSample:
         answers = _answers(task, doc)
@@ -30,17 +35,25 @@ class Generate:
     def score(self, task: TaskSpec, sample: PreparedSample, results: Sequence[Result]) -> SampleScore:
         (result,) = results
         assert isinstance(result, GenerateResult)
-        extracted = extract_answer(result.text, task.answer, task.name)
-        prediction = normalise(extracted, task.answer)
-        references = [normalise(a, task.answer) for a in _answers(task, sample.doc)]
-        exact = any(prediction == ref for ref in references)
-        contains = any(ref and ref in normalise(result.text, task.answer) for ref in references)
-        return SampleScore(
-            sample.sample_id,
-            {"exact_match": float(exact), "contains": float(contains)},
-            result.text,
-            {"extracted": extracted, "num_tokens": result.num_tokens},
-        )
+        spec = task.answer
+        references = _answers(task, sample.doc)
+        if spec.scorer == "drop":
+            exact, f1 = drop_scores(result.text, _answer_spans(task, sample.doc))
+            scored = {"exact_match": exact, "f1": f1}
+            return SampleScore(sample.sample_id, scored, result.text, {"num_tokens": result.num_tokens})
+        extracted = extract(result.text, spec.regex, spec.group_select, spec.fallback)
+        scores = {
+            "exact_match": exact_match(extracted, references, spec),
+            "contains": float(
+                any(ref and ref in compare_form(result.text, spec) for ref in _compared(references, spec))
+            ),
+        }
+        extra: dict[str, Any] = {"extracted": extracted, "num_tokens": result.num_tokens}
+        if spec.flexible_regex is not None:
+            flexible = extract(result.text, spec.flexible_regex, -1, spec.fallback)
+            scores["exact_match_flexible"] = exact_match(flexible, references, spec)
+            extra["extracted_flexible"] = flexible
+        return SampleScore(sample.sample_id, scores, result.text, extra)
 
     def aggregate(self, scores: Sequence[SampleScore], metrics: Sequence[str]) -> dict[str, MetricValue]:
         return {m: mean_metric([s.scores[m] for s in scores]) for m in metrics}
@@ -54,28 +67,37 @@ class Generate:
         return _answers(task, doc)[0]
 
 
-def extract_answer(text: str, answer: AnswerSpec, task_name: str) -> str:
-    """Apply the task's regex: the first capture group (or whole match); '' when nothing matches."""
-    if answer.regex is None:
-        return text
-    try:
-        pattern = re.compile(answer.regex)
-    except re.error as exc:
-        raise SpecError(f"{task_name}: answer.regex {answer.regex!r} is invalid: {exc}") from None
-    match = pattern.search(text)
-    if match is None:
-        return ""
-    return match.group(1) if pattern.groups else match.group(0)
+def exact_match(answer: str, references: Sequence[str], spec: AnswerSpec) -> float:
+    """1.0 when the answer equals some reference once both are normalised the task's way."""
+    prediction = compare_form(answer, spec)
+    return float(any(prediction == ref for ref in _compared(references, spec)))
 
 
-def normalise(text: str, answer: AnswerSpec) -> str:
-    if answer.strip:
+def compare_form(text: str, spec: AnswerSpec) -> str:
+    """`text` as the task compares it (regexes removed, case and punctuation as configured)."""
+    if spec.strip:
         text = text.strip()
-    if answer.ignore_case:
-        text = text.lower()
-    if answer.ignore_punctuation:
-        text = text.translate(_PUNCTUATION)
-    return " ".join(text.split()) if answer.strip else text
+    return normalise(
+        text,
+        regexes_to_ignore=spec.regexes_to_ignore,
+        ignore_case=spec.ignore_case,
+        ignore_punctuation=spec.ignore_punctuation,
+        collapse_whitespace=spec.strip,
+    )
+
+
+def _compared(references: Sequence[str], spec: AnswerSpec) -> list[str]:
+    return [compare_form(ref, spec) for ref in references]
+
+
+def _answer_spans(task: TaskSpec, doc: dict[str, Any]) -> list[list[str]]:
+    """DROP's gold answers, each a list of spans (a one-span answer per reference without them)."""
+    spans = doc.get("answer_spans")
+    if spans is None:
+        return [[answer] for answer in _answers(task, doc)]
+    if not (isinstance(spans, list) and all(is_strings(gold) for gold in spans)):
+        raise DataError(f"{task.name}: document {doc.get('id')!r}: 'answer_spans' must be lists of strings")
+    return [list(gold) for gold in spans]
 
 
 def _answers(task: TaskSpec, doc: dict[str, Any]) -> list[str]:

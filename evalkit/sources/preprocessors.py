@@ -175,3 +175,36 @@ def mmlu(doc: Document) -> Document:
         "gold": int(doc["answer"]),
         "subject_name": doc["subject"].replace("_", " "),
     }
+
+
+# --- the generative benchmarks ---------------------------------------------------------------------
+
+
+def gsm8k(doc: Document) -> Document:
+    """GSM8K: the reference is the number after "####" in the worked answer (lm-eval's doc_to_target).
+
+    A fixed chain-of-thought exemplar (gsm8k-cot.yaml's `samples`: `question` + `target`) answers
+    with its whole worked solution, which is what follows its question in the prompt.
+    """
+    if "target" in doc:
+        return {**doc, "answers": [doc["target"]]}
+    return {**doc, "answers": [doc["answer"].split("####")[-1].strip()]}
+
+
+def nq_open(doc: Document) -> Document:
+    """Natural Questions (open): every reference answer counts (lm-eval's multiple targets)."""
+    return {**doc, "answers": [str(answer) for answer in doc["answer"]]}
+
+
+def triviaqa(doc: Document) -> Document:
+    """TriviaQA: the answer's aliases are the references (lm-eval's `answer.aliases`)."""
+    return {**doc, "id": doc.get("question_id"), "answers": list(doc["answer"]["aliases"])}
+
+
+def drop(doc: Document) -> Document:
+    """DROP: each gold answer is a list of spans (OLMES stores lm-eval's `get_answers` output).
+
+    `answer_spans` keeps them for DROP's scorer; `answers` joins each one's spans for the log.
+    """
+    spans = [[str(span) for span in gold] for gold in doc["answers"]]
+    return {**doc, "id": doc["query_id"], "answer_spans": spans, "answers": [", ".join(s) for s in spans]}

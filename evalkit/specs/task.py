@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -43,14 +44,57 @@ class GenerationSpec(BaseModel):
 
 
 class AnswerSpec(BaseModel):
-    """How a generated answer is extracted and compared with the references."""
+    """How a generated answer is extracted and compared with the references.
+
+    Extraction follows lm-eval's `regex` filter: every match of `regex` is found, the one at
+    `group_select` (0 the first, -1 the last) is taken (its first non-empty group, or the whole
+    match), stripped; no match gives `fallback`. Without a regex the whole generation, stripped, is
+    the answer. `flexible_regex` is a second extraction (lm-eval gsm8k's flexible-extract), scored
+    as `exact_match_flexible`. Comparison follows lm-eval's `exact_match`: `regexes_to_ignore` are
+    removed from answer and references, then case and punctuation are dropped as asked.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     regex: str | None = Field(default=None, description="first capture group (or whole match) is the answer")
+    group_select: StrictInt = Field(default=0, description="which match of `regex`: 0 the first, -1 the last")
+    fallback: str = Field(default="", description="the answer when `regex` does not match")
+    flexible_regex: str | None = Field(
+        default=None, description="a second extraction (its last match), scored as exact_match_flexible"
+    )
+    regexes_to_ignore: list[str] = Field(
+        default_factory=list, description="removed from the answer and every reference before comparing"
+    )
     ignore_case: StrictBool = True
     ignore_punctuation: StrictBool = False
-    strip: StrictBool = True
+    strip: StrictBool = Field(
+        default=True, description="also strip and collapse whitespace in answer and references"
+    )
+    scorer: Literal["exact_match", "drop"] = Field(
+        default="exact_match",
+        description="drop: DROP's span-bag exact match and F1 over the documents' `answer_spans`",
+    )
+
+    @field_validator("regex", "flexible_regex")
+    @classmethod
+    def _regex_compiles(cls, regex: str | None) -> str | None:
+        if regex is not None:
+            _compile(regex)
+        return regex
+
+    @field_validator("regexes_to_ignore")
+    @classmethod
+    def _regexes_compile(cls, regexes: list[str]) -> list[str]:
+        for regex in regexes:
+            _compile(regex)
+        return regexes
+
+
+def _compile(regex: str) -> None:
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        raise ValueError(f"regex {regex!r} does not compile: {exc}") from None
 
 
 class EfficiencySpec(BaseModel):
@@ -147,9 +191,13 @@ class TaskSpec(BaseModel):
     fewshot_delimiter: str = "\n\n"
     num_fewshot: StrictInt = Field(default=0, ge=0)
     fewshot_seed: StrictInt = 1234
+    fewshot_sampler: Literal["random", "first_n"] = Field(
+        default="random",
+        description="random: seeded per document; first_n: the pool's first examples (fixed exemplars)",
+    )
     metrics: list[str] | None = None
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
-    answer: AnswerSpec = Field(default_factory=AnswerSpec)
+    answer: AnswerSpec = Field(default_factory=AnswerSpec, validate_default=True)
     tags: list[str] = Field(default_factory=list)
     efficiency: EfficiencySpec | None = None  # kind efficiency only (defaults when omitted)
     long_context: LongContextSpec | None = None  # kind long_context only (required there)
@@ -174,6 +222,20 @@ class TaskSpec(BaseModel):
                 + (f"did you mean {hint}?" if hint else f"known: {', '.join(known)}")
             )
         return kind
+
+    @field_validator("answer")
+    @classmethod
+    def _answer_gives_the_metrics(cls, answer: AnswerSpec, info: ValidationInfo) -> AnswerSpec:
+        metrics = info.data.get("metrics") or []
+        if "exact_match_flexible" in metrics and answer.flexible_regex is None:
+            raise ValueError("metric exact_match_flexible needs answer.flexible_regex")
+        if answer.scorer == "drop":
+            other = sorted(set(metrics) - {"exact_match", "f1"})
+            if other:
+                raise ValueError(f"scorer drop gives exact_match and f1, not {', '.join(other)}")
+        elif "f1" in metrics:
+            raise ValueError("metric f1 needs answer.scorer: drop")
+        return answer
 
     @field_validator("efficiency", "long_context")
     @classmethod
