@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,14 @@ class RollingRequest:
 class RollingResult:
     logprob: float
     num_tokens: int
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One turn of a conversation that a backend renders with its model's chat template."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
 
 
 Request = LoglikelihoodRequest | GenerateRequest | RollingRequest

@@ -49,6 +49,7 @@ class LoadedModel:
     revision: str | None = None
     parameters: int | None = None  # set when quantization changes what `parameters()` counts
     batch_invariant: bool = True  # False when rows sharing a forward affect each other (int8-dynamic)
+    adapter: str | None = None  # the fine-tuning adapter applied on load (`_hf_adapter`), as recorded
 
 
 def torch_dtype(name: str) -> Any:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from evalkit.errors import SpecError
+
 __all__ = ["LlamaCppTokenizer", "LlamaTokenizerView", "render_chat_template"]
 
 
@@ -60,7 +62,9 @@ class LlamaCppTokenizer:
         return len(self.encode(text))
 
 
-def render_chat_template(template: str, user_message: str, view: LlamaTokenizerView) -> str:
+def render_chat_template(
+    template: str, messages: list[dict[str, str]], view: LlamaTokenizerView, model: str
+) -> str:
     """Render a GGUF's `tokenizer.chat_template` as transformers' `apply_chat_template` does.
 
     Same sandboxed jinja environment settings (trim_blocks, lstrip_blocks, `raise_exception`) and
@@ -76,9 +80,12 @@ def render_chat_template(template: str, user_message: str, view: LlamaTokenizerV
     environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     environment.globals["raise_exception"] = raise_exception
     compiled = environment.from_string(template)
-    return compiled.render(
-        messages=[{"role": "user", "content": user_message}],
-        add_generation_prompt=True,
-        bos_token=view.bos_token or "",
-        eos_token=view.eos_token or "",
-    )
+    try:
+        return compiled.render(
+            messages=messages,
+            add_generation_prompt=True,
+            bos_token=view.bos_token or "",
+            eos_token=view.eos_token or "",
+        )
+    except TemplateError as exc:  # e.g. a template that refuses a system turn
+        raise SpecError(f"--model {model!r}: the chat template refuses this conversation: {exc}") from None

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from evalkit.requests import (
+    ChatMessage,
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
@@ -54,6 +55,8 @@ class Backend(Protocol):
         self, requests: Sequence[RollingRequest], batch_size: int = 16
     ) -> list[RollingResult]: ...
 
-    def apply_chat_template(self, user_message: str) -> str:
-        """Wrap a prompt as a single user turn (used only when the model spec asks)."""
+    def apply_chat_template(self, conversation: str | Sequence[ChatMessage]) -> str:
+        """Render a conversation with the model's chat template, ending where the assistant's answer
+        starts (used only when the model spec asks). A string is one user turn, after the model's
+        `system_prompt` if it has one; a list of messages is rendered as it is."""
         ...

@@ -20,11 +20,13 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from evalkit.backends._chat import ChatOptions, check_chat_options, conversation_dicts
 from evalkit.backends.base import ModelFacts
 from evalkit.backends.spec import ModelSpec
 from evalkit.requests import (
+    ChatMessage,
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
@@ -39,12 +41,11 @@ BOS = 0  # byte 0 never appears in text we score, so it is a safe start symbol
 T = TypeVar("T")
 
 
-class FakeOptions(BaseModel):
+class FakeOptions(ChatOptions):
     model_config = ConfigDict(extra="forbid")
 
     seed: int = 0
     context_window: int = 4096
-    chat_template: bool = False
     # Simulate running out of memory on any batch of more than this many requests (None: never).
     oom_above: int | None = Field(default=None, ge=0)
     # Fault tests of distributed runs: each batch takes `delay_s` seconds (a worker can be killed
@@ -99,6 +100,8 @@ class FakeBackend:
             fingerprint=hashlib.sha256(f"fake-bigram:{self.options.seed}".encode()).hexdigest(),
             context_window=self.options.context_window,
             chat_template=self.options.chat_template,
+            fewshot_multiturn=self.options.fewshot_multiturn,
+            system_prompt=self.options.system_prompt,
         )
 
     def loglikelihood(
@@ -171,8 +174,11 @@ class FakeBackend:
         if self.options.exit_on is not None and self.options.exit_on in text:
             os._exit(70)  # no cleanup, no exception: what a killed or crashed worker looks like
 
-    def apply_chat_template(self, user_message: str) -> str:
-        return f"<|user|>\n{user_message}\n<|assistant|>\n"
+    def apply_chat_template(self, conversation: str | Sequence[ChatMessage]) -> str:
+        """A simple deterministic template: each turn as `<|role|>` and its text, then the
+        assistant's header (one user turn reads `<|user|>\\nTEXT\\n<|assistant|>\\n`)."""
+        turns = conversation_dicts(conversation, self.options.system_prompt)
+        return "".join(f"<|{t['role']}|>\n{t['content']}\n" for t in turns) + "<|assistant|>\n"
 
     # --- PromptTokens: the fake reads the context's bytes as they are (no special tokens) ---------
 
@@ -252,4 +258,5 @@ def load_fake(spec: ModelSpec, shown: str) -> FakeBackend:
 
     options = parse_options(FakeOptions, spec, shown)
     assert isinstance(options, FakeOptions)
+    check_chat_options(options, shown)
     return FakeBackend(name=shown, options=options)

@@ -23,8 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from evalkit.backends._chat import ChatOptions, check_chat_options, conversation_dicts
+from evalkit.backends._hf_adapter import check_adapter_option
 from evalkit.backends._hf_device import device_kind, place_model, resolve_device
 from evalkit.backends._hf_files import combined_fingerprint
 from evalkit.backends._hf_quant import check_quantize_option
@@ -39,6 +41,7 @@ from evalkit.backends._hf_tokens import (
 from evalkit.backends.base import ModelFacts
 from evalkit.errors import SpecError
 from evalkit.requests import (
+    ChatMessage,
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
@@ -49,6 +52,7 @@ from evalkit.requests import (
 )
 
 if TYPE_CHECKING:
+    from evalkit.backends._hf_adapter import AdapterFolder
     from evalkit.backends._hf_load import LoadedModel
     from evalkit.backends._hf_prefix import PrefixEngine
     from evalkit.backends._hf_score import PairScorer
@@ -62,7 +66,7 @@ log = logging.getLogger("evalkit.backends.hf")
 _PROBE_TOLERANCE = 1e-4
 
 
-class TransformersOptions(BaseModel):
+class TransformersOptions(ChatOptions):
     """KEY=VALUE options of `hf:` and `gguf:` specs (a typo fails with a suggestion)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -70,9 +74,10 @@ class TransformersOptions(BaseModel):
     dtype: Literal["float32", "bfloat16"] = "float32"
     revision: str | None = None  # hub ids only: branch, tag or commit
     gguf_file: str | None = None  # a GGUF inside the TARGET folder or hub repo
-    chat_template: bool = False  # wrap prompts as one user turn with the tokenizer's template
     max_length: int | None = Field(default=None, gt=1)  # override the context window
     quantize: str | None = None  # int8-dynamic | int8 | int4, applied in memory (see `_hf_quant`)
+    adapter: str | None = None  # a PEFT LoRA folder applied on load (see `_hf_adapter`)
+    merge: bool = False  # fold the adapter into the weights
     # auto | cpu | cuda | cuda:N | mps (see `_hf_device`). Not in the fingerprint: where a model
     # runs does not change what it is; the record and the response cache key keep the kind.
     device: str = "auto"
@@ -100,7 +105,9 @@ def load_transformers(spec: ModelSpec, shown: str) -> TransformersBackend:
 
     options = parse_options(TransformersOptions, spec, shown)
     assert isinstance(options, TransformersOptions)
+    check_chat_options(options, shown)
     check_quantize_option(options.quantize, options.dtype, shown)
+    adapter = check_adapter_option(options.adapter, options.merge, options.quantize, shown)
     device = resolve_device(options.device, shown, quantize=options.quantize)
     target = Path(spec.target).expanduser()
     local = target.exists()
@@ -122,7 +129,7 @@ def load_transformers(spec: ModelSpec, shown: str) -> TransformersBackend:
         loaded = _hf_load.load_local_dir(target, options.dtype)
     else:
         loaded = _hf_load.load_hub(spec.target, options.revision, options.dtype)
-    return TransformersBackend(shown, _quantized(loaded, options, shown), options, device=device)
+    return TransformersBackend(shown, _quantized(loaded, options, shown, adapter), options, device=device)
 
 
 def load_gguf_file(spec: ModelSpec, shown: str) -> TransformersBackend:
@@ -131,16 +138,25 @@ def load_gguf_file(spec: ModelSpec, shown: str) -> TransformersBackend:
 
     options = parse_options(TransformersOptions, spec, shown)
     assert isinstance(options, TransformersOptions)
+    check_chat_options(options, shown)
     if options.gguf_file or options.revision:
         raise SpecError(f"--model {shown!r}: gguf:FILE takes no gguf_file= or revision= option")
     check_quantize_option(options.quantize, options.dtype, shown)
+    adapter = check_adapter_option(options.adapter, options.merge, options.quantize, shown)
     device = resolve_device(options.device, shown, quantize=options.quantize)
     loaded = _hf_load.load_gguf(Path(spec.target).expanduser(), options.dtype)
-    return TransformersBackend(shown, _quantized(loaded, options, shown), options, device=device)
+    return TransformersBackend(shown, _quantized(loaded, options, shown, adapter), options, device=device)
 
 
-def _quantized(loaded: LoadedModel, options: TransformersOptions, shown: str) -> LoadedModel:
-    """Apply `quantize=` (if asked) after loading, on the CPU: GGUF conversions stay cached unquantized."""
+def _quantized(
+    loaded: LoadedModel, options: TransformersOptions, shown: str, adapter: AdapterFolder | None = None
+) -> LoadedModel:
+    """Apply `adapter=` then `quantize=` (if asked) after loading, on the CPU: GGUF conversions stay
+    cached as published."""
+    if adapter is not None:
+        from evalkit.backends._hf_adapter import apply_adapter
+
+        apply_adapter(loaded, adapter, options.merge, shown)
     if options.quantize is not None:
         from evalkit.backends._hf_quant import apply_quantization
 
@@ -225,7 +241,10 @@ class TransformersBackend:
             context_window=self.context_window,
             revision=loaded.revision,
             chat_template=self.options.chat_template,
+            fewshot_multiturn=self.options.fewshot_multiturn,
+            system_prompt=self.options.system_prompt,
             device=device_kind(self.device),
+            adapter=loaded.adapter,
         )
 
     def loglikelihood(
@@ -358,13 +377,21 @@ class TransformersBackend:
     def _rows(self, batch_size: int) -> int:
         return batch_size if self._row_limit is None else min(batch_size, self._row_limit)
 
-    def apply_chat_template(self, user_message: str) -> str:
+    def apply_chat_template(self, conversation: str | Sequence[ChatMessage]) -> str:
+        """The tokenizer's own `apply_chat_template`, called as lm-eval's HFLM calls it."""
+        from jinja2.exceptions import TemplateError
+
         template = getattr(self._hf_tokenizer, "chat_template", None)
         if not template:
             raise SpecError(f"{self.name}: the tokenizer has no chat template")
-        rendered = self._hf_tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_message}], tokenize=False, add_generation_prompt=True
-        )
+        messages = conversation_dicts(conversation, self.options.system_prompt)
+        try:
+            rendered = self._hf_tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+        except TemplateError as exc:  # e.g. a template that refuses a system turn
+            shown = f"--model {self.name!r}"
+            raise SpecError(f"{shown}: the chat template refuses this conversation: {exc}") from None
         return str(rendered)
 
 

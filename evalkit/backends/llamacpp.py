@@ -41,8 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from evalkit.backends._chat import ChatOptions, check_chat_options, conversation_dicts
 from evalkit.backends._hf_files import combined_fingerprint, gguf_quant_type, read_gguf_header, sha256_file
 from evalkit.backends._hf_tokens import HFLMEncoder, score_loglikelihood, score_rolling
 from evalkit.backends._llamacpp_engine import LlamaEngine
@@ -52,6 +53,7 @@ from evalkit.backends.spec import ModelSpec
 from evalkit.errors import BackendUnavailableError, SpecError
 from evalkit.paths import portable_locator
 from evalkit.requests import (
+    ChatMessage,
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
@@ -88,7 +90,7 @@ _SSM_ARCHS = frozenset({"mamba", "mamba2", "rwkv6", "rwkv7", "rwkv6qwen2", "rwkv
 _HYBRID_ARCHS = frozenset({"jamba", "falcon-h1", "granitehybrid", "nemotron_h", "plamo2", "lfm2"})
 
 
-class LlamaCppOptions(BaseModel):
+class LlamaCppOptions(ChatOptions):
     """KEY=VALUE options of `llamacpp:` specs (a typo fails with a suggestion)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -96,7 +98,6 @@ class LlamaCppOptions(BaseModel):
     n_ctx: int | None = Field(default=None, ge=16)  # default: trained context, capped at 4096
     n_threads: int | None = Field(default=None, ge=1)  # default: the CPUs this process may use
     n_batch: int = Field(default=512, ge=1)  # tokens per llama_decode call
-    chat_template: bool = False  # wrap prompts as one user turn with the GGUF's template
 
 
 def load_llamacpp(spec: ModelSpec, shown: str) -> LlamaCppBackend:
@@ -112,6 +113,7 @@ def load_llamacpp(spec: ModelSpec, shown: str) -> LlamaCppBackend:
             )
     options = parse_options(LlamaCppOptions, spec, shown)
     assert isinstance(options, LlamaCppOptions)
+    check_chat_options(options, shown)
     path = gguf_path(spec.target, shown)
     return LlamaCppBackend(shown, path, options, import_llama_cpp())
 
@@ -291,6 +293,8 @@ class LlamaCppBackend:
             fingerprint=combined_fingerprint([f"sha256={sha256_file(self.path)}", *output_options]),
             context_window=self.context_window,
             chat_template=self.options.chat_template,
+            fewshot_multiturn=self.options.fewshot_multiturn,
+            system_prompt=self.options.system_prompt,
         )
 
     def loglikelihood(
@@ -345,10 +349,11 @@ class LlamaCppBackend:
     def _decode_text(self, ids: list[int]) -> str:
         return self._view.decode([t for t in ids if t not in self._end_ids], skip_special_tokens=True)
 
-    def apply_chat_template(self, user_message: str) -> str:
+    def apply_chat_template(self, conversation: str | Sequence[ChatMessage]) -> str:
         if not self._template:
             raise SpecError(f"{self.name}: the GGUF has no tokenizer.chat_template")
-        return render_chat_template(self._template, user_message, self._view)
+        messages = conversation_dicts(conversation, self.options.system_prompt)
+        return render_chat_template(self._template, messages, self._view, self.name)
 
     # --- TimingProbe (evalkit.backends.capabilities) ---------------------------------------
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
-from evalkit.backends import Backend
+from evalkit.backends import Backend, ModelFacts
 from evalkit.errors import EvalkitError, SpecError
 from evalkit.kinds.base import PreparedSample, TaskKind
 from evalkit.kinds.executor import CatalogueLine, ExecutionContext
@@ -20,7 +21,13 @@ from evalkit.kinds.loglikelihood import Loglikelihood
 from evalkit.kinds.multiple_choice import MultipleChoice
 from evalkit.kinds.outcome import RunFacts, TaskOutcome, fingerprint_json, task_facts, task_fingerprint
 from evalkit.kinds.perplexity import Perplexity
-from evalkit.kinds.prompt import build_context, choose_fewshot, template_fields
+from evalkit.kinds.prompt import (
+    Conversation,
+    build_context,
+    build_conversation,
+    choose_fewshot,
+    template_fields,
+)
 from evalkit.requests import GenerateRequest, LoglikelihoodRequest, Request
 from evalkit.results import SampleLog
 from evalkit.sources import LoadedDocuments, counted_source, data_identity, load_documents
@@ -119,15 +126,11 @@ class DocumentExecutor:
             pool = fewshot.documents
             same_split = fewshot.source.content_sha256 == loaded.source.content_sha256
 
-        chat = backend.describe().chat_template
-        prepared: list[PreparedSample] = []
-        for doc in documents:
-            prompt = ""
-            if kind.uses_prompt:
-                examples = choose_fewshot(spec, doc, pool, shots, same_split)
-                prompt = build_context(spec, doc, examples, kind.fewshot_answer)
-            sample = kind.prepare(spec, doc, prompt)
-            prepared.append(_with_chat_template(sample, backend) if chat else sample)
+        model = backend.describe()
+        prepared = [
+            self.sample(spec, doc, choose_fewshot(spec, doc, pool, shots, same_split), backend, model)
+            for doc in documents
+        ]
 
         flat: list[Request] = [r for s in prepared for r in s.requests]
         results = context.server.serve(flat, description=spec.name)
@@ -140,7 +143,7 @@ class DocumentExecutor:
             logs.append(
                 SampleLog(
                     sample_id=sample.sample_id,
-                    prompt=_shown_prompt(sample, chat),
+                    prompt=sample.prompt,
                     target=sample.target,
                     response=score.response,
                     scores={m: score.scores[m] for m in metrics if m in score.scores},
@@ -170,6 +173,28 @@ class DocumentExecutor:
         )
         return TaskOutcome(facts, kind.aggregate(scores, metrics), logs, ran)
 
+    def sample(
+        self,
+        spec: TaskSpec,
+        doc: dict[str, Any],
+        shots: Sequence[dict[str, Any]],
+        backend: Backend,
+        model: ModelFacts | None = None,
+    ) -> PreparedSample:
+        """`doc`'s requests exactly as `backend` is sent them: the prompt with these few-shot
+        examples, rendered with the model's chat template (and system prompt, multi-turn shots)
+        when its spec asks. `model`: the backend's `describe()`, when the caller has it."""
+        kind = self.kind
+        if not kind.uses_prompt:
+            return kind.prepare(spec, doc, "")
+        model = model or backend.describe()
+        system_prompt = model.system_prompt if model.chat_template else None
+        conversation = build_conversation(spec, doc, shots, kind.fewshot_answer, system_prompt)
+        sample = kind.prepare(spec, doc, conversation.text())
+        if not model.chat_template:
+            return sample
+        return _ChatRenderer(backend, spec, model.fewshot_multiturn).wrap(sample, conversation)
+
     def load(self, spec: TaskSpec, role: str) -> LoadedDocuments:
         assert role in ("eval", "fewshot")
         if role == "fewshot" and not (spec.dataset.fewshot_mirrors or spec.dataset.fewshot_hub_split):
@@ -194,26 +219,50 @@ class DocumentExecutor:
         return loaded
 
 
-def _shown_prompt(sample: PreparedSample, chat: bool) -> str:
-    """The prompt as the model saw it (with the chat template applied, when it was)."""
-    first = sample.requests[0] if sample.requests else None
-    if chat and isinstance(first, LoglikelihoodRequest | GenerateRequest):
-        return first.context
-    return sample.prompt
+class _ChatRenderer:
+    """Renders a sample's requests with the model's chat template, as lm-eval 0.4.13 does with
+    `--apply_chat_template` (and `--fewshot_as_multiturn`, `--system_instruction`).
 
+    Each request's context is the sample's plain prompt with its own query (partial scoring gives
+    each choice one); it becomes the conversation's messages, rendered up to where the assistant's
+    answer starts. A multiple-choice continuation then follows the assistant prefix without the task's
+    target delimiter (lm-eval drops it under a chat template); a cloze target keeps its text as is.
+    """
 
-def _with_chat_template(sample: PreparedSample, backend: Backend) -> PreparedSample:
-    """Wrap each request's context as one user turn; continuations follow the assistant prefix."""
-    wrapped: list[Request] = []
-    for request in sample.requests:
-        if isinstance(request, LoglikelihoodRequest):
-            context = backend.apply_chat_template(request.context)
-            wrapped.append(LoglikelihoodRequest(context, request.continuation.lstrip()))
-        elif isinstance(request, GenerateRequest):
-            wrapped.append(dataclasses.replace(request, context=backend.apply_chat_template(request.context)))
-        else:
-            wrapped.append(request)
-    return dataclasses.replace(sample, requests=wrapped)
+    def __init__(self, backend: Backend, spec: TaskSpec, multiturn: bool) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.multiturn = multiturn
+
+    def wrap(self, sample: PreparedSample, conversation: Conversation) -> PreparedSample:
+        rendered: dict[str, str] = {}  # by query: the choices of a question share one context
+
+        def render(query: str) -> str:
+            if query not in rendered:
+                messages = conversation.messages(self.multiturn, query)
+                rendered[query] = self.backend.apply_chat_template(messages)
+            return rendered[query]
+
+        prefix = conversation.prefix()
+        drop_delimiter = self.spec.kind == "multiple_choice"
+        requests: list[Request] = []
+        for request in sample.requests:
+            if not isinstance(request, LoglikelihoodRequest | GenerateRequest):
+                requests.append(request)
+                continue
+            if not request.context.startswith(prefix):
+                raise RuntimeError(f"kind {self.spec.kind}: a request's context does not extend the prompt")
+            context = render(request.context[len(prefix) :])
+            if isinstance(request, GenerateRequest):
+                requests.append(dataclasses.replace(request, context=context))
+            else:
+                continuation = request.continuation
+                if drop_delimiter:
+                    continuation = continuation.removeprefix(self.spec.target_delimiter)
+                requests.append(LoglikelihoodRequest(context, continuation))
+        # The log shows the prompt as sent: the document's own query (the gold choice's, when
+        # partial scoring gives each choice its own context).
+        return dataclasses.replace(sample, prompt=render(conversation.query), requests=requests)
 
 
 MULTIPLE_CHOICE = DocumentExecutor(MultipleChoice())

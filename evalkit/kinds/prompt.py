@@ -9,9 +9,11 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from evalkit.errors import SpecError
+from evalkit.requests import ChatMessage
 from evalkit.specs.task import TaskSpec
 
 
@@ -65,6 +67,8 @@ def choose_fewshot(
         raise SpecError(
             f"{task.source_file or task.name}: num_fewshot={k} but only {len(candidates)} few-shot documents"
         )
+    if task.fewshot_sampler == "first_n":  # fixed exemplars (lm-eval's first_n sampler)
+        return list(candidates[:k])
     rng = random.Random(f"{task.fewshot_seed}:{doc['id']}")
     return rng.sample(candidates, k)
 
@@ -73,10 +77,71 @@ def build_context(
     task: TaskSpec, doc: dict[str, Any], shots: Sequence[dict[str, Any]], answer_of: Any
 ) -> str:
     """instruction + (query + delimiter + answer + fewshot_delimiter) per shot + query."""
-    parts = [render(task.instruction, doc, task) if task.instruction else ""]
-    for shot in shots:
-        parts.append(
-            query_of(task, shot) + task.target_delimiter + answer_of(task, shot) + task.fewshot_delimiter
-        )
-    parts.append(query_of(task, doc))
-    return "".join(parts)
+    return build_conversation(task, doc, shots, answer_of).text()
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A prompt in its parts, as lm-eval 0.4.13's `fewshot_context` builds it: a system part (the
+    model's system prompt and the task's instruction), a (query, answer) pair per shot, the query.
+
+    As plain text it is instruction + shots + query. For a chat template it becomes messages: the
+    system part as a system turn, then either everything else as one user turn or, multi-turn
+    (lm-eval's `fewshot_as_multiturn`), each shot as a user turn and an assistant turn, then the query.
+    """
+
+    system: str
+    shots: tuple[tuple[str, str], ...]
+    query: str
+    target_delimiter: str
+    fewshot_delimiter: str
+
+    def shots_text(self) -> str:
+        return "".join(q + self.target_delimiter + a + self.fewshot_delimiter for q, a in self.shots)
+
+    def prefix(self) -> str:
+        """The plain text before the query."""
+        return self.system + self.shots_text()
+
+    def text(self) -> str:
+        return self.prefix() + self.query
+
+    def messages(self, multiturn: bool, query: str | None = None) -> tuple[ChatMessage, ...]:
+        """The conversation for a chat template; `query` replaces the document's own (partial
+        scoring asks the same shots with one query per choice)."""
+        final = self.query if query is None else query
+        turns = [ChatMessage("system", self.system)] if self.system else []
+        if not multiturn:
+            return (*turns, ChatMessage("user", self.shots_text() + final))
+        for question, answer in self.shots:
+            turns += [ChatMessage("user", question), ChatMessage("assistant", answer)]
+        return (*turns, ChatMessage("user", final))
+
+
+def build_conversation(
+    task: TaskSpec,
+    doc: dict[str, Any],
+    shots: Sequence[dict[str, Any]],
+    answer_of: Any,
+    system_prompt: str | None = None,
+) -> Conversation:
+    """The prompt for `doc` with its few-shot examples; `system_prompt` (chat models only) is joined
+    to the instruction as lm-eval joins `system_instruction` and the task's description."""
+    instruction = render(task.instruction, doc, task) if task.instruction else ""
+    return Conversation(
+        system=_maybe_delimit(system_prompt or "", instruction, task.fewshot_delimiter),
+        shots=tuple((query_of(task, shot), answer_of(task, shot)) for shot in shots),
+        query=query_of(task, doc),
+        target_delimiter=task.target_delimiter,
+        fewshot_delimiter=task.fewshot_delimiter,
+    )
+
+
+def _maybe_delimit(prefix: str, suffix: str, delimiter: str) -> str:
+    """prefix + delimiter + suffix, without the delimiter where either side already has whitespace
+    at the join (lm-eval's `maybe_delimit`)."""
+    if not prefix or not suffix:
+        return prefix or suffix
+    if prefix[-1].isspace() or suffix[0].isspace():
+        return prefix + suffix
+    return prefix + delimiter + suffix

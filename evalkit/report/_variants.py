@@ -1,4 +1,5 @@
-"""Each quantized variant's accuracy change against its full-precision reference, and its text form.
+"""Each variant's accuracy change against its reference, and its text form: a quantized variant
+against its full-precision reference, a fine-tuned one (an adapter) against its base.
 
 Which model is a variant of which reference is store logic (:func:`evalkit.query.variant_groups`);
 the change and its interval are statistics, here. When both per-sample logs are in the store and
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from evalkit.errors import DataError
 from evalkit.query import StoreQuery, interval, primary_metric, variant_groups
@@ -30,6 +32,7 @@ class VariantDelta:
     high: float | None
     n: int
     paired: bool
+    fine_tuned: bool = False  # an adapter on its base, rather than a quantized/lower-precision variant
 
 
 def variant_deltas(
@@ -58,7 +61,8 @@ def _delta(variant: RunRecord, reference: RunRecord, store: ResultsStore | None)
         return None
     if not mine.bounded:  # accuracy changes only; speed and memory have their own columns
         return None
-    base = {
+    base: dict[str, Any] = {
+        "fine_tuned": variant.model.adapter is not None,
         "variant": variant.model.fingerprint,
         "reference": reference.model.fingerprint,
         "task": variant.task.name,
@@ -100,6 +104,13 @@ def _paired(
     return compare_paired(reference_scores, variant_scores, metric)  # difference: variant - reference
 
 
+def _kinds(deltas: Sequence[VariantDelta]) -> str:
+    fine_tuned = {item.fine_tuned for item in deltas}
+    if fine_tuned == {True}:
+        return "Fine-tuned variants (adapters)"
+    return "Quantized and fine-tuned variants" if fine_tuned == {True, False} else "Quantized variants"
+
+
 def render_variant_deltas(deltas: Sequence[VariantDelta], names: Mapping[str, str], markdown: bool) -> str:
     """A table of variant − reference per task, in points for accuracies; '' when there are none."""
     if not deltas:
@@ -120,7 +131,7 @@ def render_variant_deltas(deltas: Sequence[VariantDelta], names: Mapping[str, st
                 "paired" if item.paired else "unpaired",
             ]
         )
-    title = "Quantized variants against their reference (primary metric, points; paired = same samples)"
+    title = f"{_kinds(deltas)} against their reference (primary metric, points; paired = same samples)"
     if markdown:
         lines = ["", f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]

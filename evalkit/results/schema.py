@@ -45,10 +45,17 @@ class ModelFacts(BaseModel):
     context_window: int | None
     revision: str | None = None
     chat_template: bool = False
+    # With the chat template: few-shot examples given as user/assistant turns, and the system prompt
+    # that opens every conversation (model options `fewshot_multiturn`, `system_prompt`).
+    fewshot_multiturn: bool = False
+    system_prompt: str | None = None
     # The kind of device the model ran on: cpu, cuda or mps (the index is not kept: it says where on
     # one machine, not how the numbers were made). Records written before devices existed read as
     # cpu, which they were. Not part of `fingerprint`: the same weights and dtype are the same model.
     device: str = "cpu"
+    # A fine-tuning adapter applied on load (`adapter=PATH`): "lora r=8 sha256:<12 hex> on <base>",
+    # plus " (merged)"; its content hash is in `fingerprint`. None: the base model as published.
+    adapter: str | None = None
 
 
 class MetricValue(BaseModel):

@@ -289,6 +289,8 @@ def request_key(backend: Backend, selection: TaskSelection, catalogue: Catalogue
     }
     if facts.device != "cpu":  # the same weights on a GPU compute other numbers (and timings);
         asked["device"] = facts.device  # CPU keys stay those of records written before devices
+    if facts.chat_template:  # the prompts change; plain keys stay those of records written before
+        asked["chat"] = json.dumps([facts.fewshot_multiturn, facts.system_prompt])
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode("utf-8")).hexdigest()
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol, cast
 
 from evalkit.backends import Backend, ModelFacts
 from evalkit.requests import (
+    ChatMessage,
     GenerateRequest,
     GenerateResult,
     LoglikelihoodRequest,
@@ -96,8 +97,9 @@ class BackendProxy:
     ) -> list[RollingResult]:
         return list(self._line.call("loglikelihood_rolling", list(requests), batch_size))
 
-    def apply_chat_template(self, user_message: str) -> str:
-        return str(self._line.pure("apply_chat_template", user_message))
+    def apply_chat_template(self, conversation: str | Sequence[ChatMessage]) -> str:
+        key = conversation if isinstance(conversation, str) else tuple(conversation)  # hashable: cached
+        return str(self._line.pure("apply_chat_template", key))
 
 
 class _PromptTokens:
