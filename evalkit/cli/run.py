@@ -194,9 +194,7 @@ def run(
         results_dir=results_dir,
         beyond_window=beyond_window,
         force=force,
-        cluster=_cluster(
-            executor, address, workers, cpus_per_worker, gpus_per_worker, shards, unit_timeout, retries
-        ),
+        cluster=_cluster(executor),
     )
 
     def reused(record: RunRecord) -> None:
@@ -231,16 +229,7 @@ def run(
 _RAY_ONLY = ("address", "workers", "cpus_per_worker", "gpus_per_worker", "shards", "unit_timeout", "retries")
 
 
-def _cluster(
-    executor: Literal["local", "ray"],
-    address: str | None,
-    workers: int | None,
-    cpus_per_worker: float,
-    gpus_per_worker: float,
-    shards: int | None,
-    unit_timeout: float,
-    retries: int,
-) -> ClusterOptions | None:
+def _cluster(executor: Literal["local", "ray"]) -> ClusterOptions | None:
     """The Ray options (None for the local executor, which takes none of them)."""
     from evalkit.runner.cluster import ClusterOptions
 
@@ -250,12 +239,7 @@ def _cluster(
             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
                 raise click.UsageError(f"--{name.replace('_', '-')} needs --executor ray", ctx)
         return None
-    return ClusterOptions(
-        address=address,
-        workers=workers,
-        cpus_per_worker=cpus_per_worker,
-        gpus_per_worker=gpus_per_worker,
-        shards=shards,
-        unit_timeout_s=unit_timeout,
-        retries=retries,
-    )
+    given = click.get_current_context().params  # the options as click parsed them
+    options = {name: given[name] for name in _RAY_ONLY}
+    options["unit_timeout_s"] = options.pop("unit_timeout")
+    return ClusterOptions(**options)
