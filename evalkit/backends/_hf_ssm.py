@@ -1,17 +1,22 @@
 """A Mamba-1 selective scan that continues from a cached state and bounds memory (any device).
 
-transformers' torch fallback `mamba_selective_scan` (mamba, falcon_mamba, jamba, zamba) has two
-limits that matter for long, shared prompts:
+transformers' torch fallback `mamba_selective_scan` (mamba, falcon_mamba, jamba, zamba) has three
+limits:
 
 * it materialises the discretised A and B·u for the whole sequence ([batch, d_inner, L, N]),
   so memory grows with the prompt length;
 * for a multi-token input it always starts from a zero state, ignoring the recurrent state in
   the cache. The mixers only use the cached state for single-token steps, so a chunked prefill,
-  or continuing a prefix's state with several tokens, computes something else.
+  or continuing a prefix's state with several tokens, computes something else;
+* its step loop (a few small autograd nodes per token, each split over all intra-op threads)
+  makes a training step take minutes on a shared CPU.
 
-`install_scan_patch(model)` fixes both for the modules of the model's family: the module-level
-scan is replaced by `chunked_selective_scan` (time processed in chunks of `SCAN_CHUNK` steps),
-and the mixer's `forward` is wrapped so that, when its cache already holds a state and more than
+`install_scan_patch(model)` fixes these for the modules of the model's family: the module-level
+scan is replaced by `chunked_selective_scan` (time processed in chunks of `SCAN_CHUNK` steps:
+discretisation, read-out and gradients are whole-chunk tensor ops, only h_t = decay_t·h_(t-1) +
+drive_t is a fused op per step, on one thread; training uses an autograd function whose backward
+recomputes each chunk from its first state and runs the adjoint recurrence in reverse), and the
+mixer's `forward` is wrapped so that, when its cache already holds a state and more than
 one token arrives, that state is handed to the scan (through a context variable) as the initial
 state. The convolution already continues correctly: `update_conv_state` prepends the cached
 window when the layer has a previous state. Mamba-2 style families (mamba2, zamba2, bamba,
@@ -23,11 +28,12 @@ the same tokens fed in pieces through a cache.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import importlib
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,10 +46,12 @@ __all__ = [
     "continuation_error",
     "install_scan_patch",
     "needs_scan_patch",
+    "sequential_selective_scan",
 ]
 
-# Time steps per chunk: the transient discretised tensors are [batch, d_inner, SCAN_CHUNK, N].
-SCAN_CHUNK = 256
+# Time steps per chunk: the transient discretised tensors are [SCAN_CHUNK, batch, d_inner, N].
+# 128 measured fastest of 32/64/128/256 for a training step (batch 16, d_inner 256, N 16).
+SCAN_CHUNK = 128
 
 # model_type -> (module, mixer class, whether the mixer scans each head separately)
 _TARGETS: dict[str, tuple[str, str, bool]] = {
@@ -55,6 +63,8 @@ _TARGETS: dict[str, tuple[str, str, bool]] = {
 PATCHED_MODEL_TYPES = frozenset(_TARGETS)
 
 _MARK = "_evalkit_scan_patch"
+# Where a patched module keeps transformers' own scan (the reference the tests compare against).
+ORIGINAL_SCAN = "_evalkit_original_scan"
 # Initial states for the scans of the mixer call in progress, consumed in call order.
 _INITIAL_STATES: contextvars.ContextVar[list[torch.Tensor] | None] = contextvars.ContextVar(
     "evalkit_initial_states", default=None
@@ -84,6 +94,7 @@ def install_scan_patch(model: Any) -> list[str]:
         if not getattr(module, _MARK, False):
             mixer = getattr(module, mixer_name)
             mixer.forward = _with_initial_state(mixer.forward, per_head=per_head)
+            setattr(module, ORIGINAL_SCAN, module.mamba_selective_scan)
             module.mamba_selective_scan = chunked_selective_scan  # type: ignore[attr-defined]
             setattr(module, _MARK, True)
         patched.append(model_type)
@@ -125,45 +136,229 @@ def chunked_selective_scan(
     return_last_state: bool = False,
     **_unused: Any,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """The Mamba-1 selective scan, sequential over time in chunks, from the pending initial state.
+    """The Mamba-1 selective scan in chunks of `SCAN_CHUNK` steps, from the pending initial state.
 
     Shapes as transformers' fallback: hidden_states, dt, z [batch, d, L]; A [d, N]; B, C
-    [batch, N, L]; D [d]. The state is kept in float32 and the same arithmetic order is used, so
-    a single-pass result matches the fallback to rounding.
+    [batch, N, L]; D [d]. The state is float32. When a gradient is needed the scan runs as one
+    autograd function that keeps only the chunk-boundary states and recomputes each chunk in the
+    backward pass, so training memory is that of the inputs plus one chunk.
     """
     import torch
     import torch.nn.functional as F
 
-    batch, d_inner, seq_len = hidden_states.shape
+    batch, d_inner, _ = hidden_states.shape
     input_dtype = hidden_states.dtype
     if delta_bias is not None:
         dt = dt + delta_bias.to(dt.dtype)[..., None]
     if delta_softplus:
         dt = F.softplus(dt)
-    state = torch.zeros(batch, d_inner, A.shape[-1], dtype=torch.float32, device=hidden_states.device)
+    initial = _initial_state(batch, d_inner, A.shape[-1], hidden_states.device)
+    # Time-first copies ([L, batch, channels]): each step of the recurrence then reads one dense
+    # block, and a chunk is a contiguous slice.
+    delta = _time_first(dt)
+    inputs = (delta, delta * _time_first(hidden_states), A.float(), _time_first(B), _time_first(C), initial)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        outputs, state = _scan_function().apply(*inputs, SCAN_CHUNK)
+    else:
+        outputs, state, _ = _scan_forward(*inputs, chunk=SCAN_CHUNK, keep_starts=False)
+    outputs = outputs.permute(1, 2, 0)
+    result: torch.Tensor = outputs.to(input_dtype)
+    if D is not None:
+        result = result + hidden_states * D[None, :, None]
+    if z is not None:
+        result = result * F.silu(z)
+    if return_last_state:
+        return result, state
+    return result
+
+
+def _initial_state(batch: int, d_inner: int, state_size: int, device: torch.device) -> torch.Tensor:
+    """The pending initial state of this scan (see `_with_initial_state`), or zeros; float32."""
+    import torch
+
+    shape = (batch, d_inner, state_size)
     pending = _INITIAL_STATES.get()
-    if pending:
-        initial = pending.pop(0)
-        if tuple(initial.shape) != tuple(state.shape):
-            raise RuntimeError(
-                f"cached recurrent state has shape {tuple(initial.shape)}, "
-                f"the scan expects {tuple(state.shape)}"
+    if not pending:
+        return torch.zeros(shape, dtype=torch.float32, device=device)
+    initial = pending.pop(0)
+    if tuple(initial.shape) != shape:
+        raise RuntimeError(
+            f"cached recurrent state has shape {tuple(initial.shape)}, the scan expects {shape}"
+        )
+    return initial.to(torch.float32)
+
+
+def _time_first(x: torch.Tensor) -> torch.Tensor:
+    """A [batch, channels, L] tensor as a contiguous float32 [L, batch, channels]."""
+    return x.permute(2, 0, 1).float().contiguous()
+
+
+def _discretise(
+    delta: torch.Tensor, scaled: torch.Tensor, A: torch.Tensor, B: torch.Tensor, start: int, end: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Steps start..end: decay exp(A·dt) and drive dt·u·B, [T, batch, d, N] (inputs time-first)."""
+    decay = (delta[start:end, :, :, None] * A).exp_()
+    drive = scaled[start:end, :, :, None] * B[start:end, :, None, :]
+    return decay, drive
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the per-step loops on one intra-op thread.
+
+    Each step is a small op (batch·d·N elements); split over threads, every step ends in a
+    barrier, and on a shared or oversubscribed CPU a descheduled thread stalls it: measured here
+    (2 cores, load ~10), 255 steps of 65k elements took 5.3 s on 2 threads and 0.01-0.03 s on one.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _recur(decay: torch.Tensor, drive: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """All states of a chunk, h_t = decay_t·h_(t-1) + drive_t (one fused op per step), in `drive`'s place."""
+    import torch
+
+    with _one_thread():
+        torch.addcmul(drive[0], decay[0], state, out=drive[0])
+        for step in range(1, drive.shape[0]):
+            torch.addcmul(drive[step], decay[step], drive[step - 1], out=drive[step])
+    return drive
+
+
+def _scan_forward(
+    delta: torch.Tensor,
+    scaled: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    state: torch.Tensor,
+    *,
+    chunk: int,
+    keep_starts: bool,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """y [L, batch, d] (before D and z), the last state, and (if kept) each chunk's first state.
+
+    delta, scaled (dt·u) [L, batch, d]; A [d, N]; B, C [L, batch, N]; state [batch, d, N].
+    """
+    import torch
+
+    outputs = delta.new_empty(delta.shape)
+    starts = []
+    for start in range(0, delta.shape[0], chunk):
+        end = min(start + chunk, delta.shape[0])
+        if keep_starts:
+            starts.append(state)
+        states = _recur(*_discretise(delta, scaled, A, B, start, end), state)
+        torch.matmul(states, C[start:end, :, :, None], out=outputs[start:end, :, :, None])
+        state = states[-1].clone()
+    return outputs, state, starts
+
+
+@functools.cache
+def _scan_function() -> Any:
+    """The autograd function of the scan (built on first use, so importing this module needs no torch)."""
+    import torch
+
+    class SelectiveScan(torch.autograd.Function):
+        """Forward keeps the chunk-boundary states; backward recomputes a chunk's states, runs the
+        adjoint recurrence g_t = C_t·dy_t + decay_(t+1)·g_(t+1) backwards through it, and reads
+        every gradient off the states, adjoints and decays of that chunk. Inputs as `_scan_forward`."""
+
+        @staticmethod
+        def forward(
+            ctx: Any,
+            delta: torch.Tensor,
+            scaled: torch.Tensor,
+            A: torch.Tensor,
+            B: torch.Tensor,
+            C: torch.Tensor,
+            initial: torch.Tensor,
+            chunk: int,
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            outputs, last, starts = _scan_forward(
+                delta, scaled, A, B, C, initial, chunk=chunk, keep_starts=True
             )
-        state = initial.to(torch.float32).clone()
-    outputs = torch.empty(batch, d_inner, seq_len, dtype=input_dtype, device=hidden_states.device)
-    for start in range(0, seq_len, SCAN_CHUNK):
-        end = min(start + SCAN_CHUNK, seq_len)
-        dt_chunk = dt[:, :, start:end, None]
-        decay = torch.exp(A[None, :, None, :] * dt_chunk)  # [batch, d, T, N]
-        inputs = dt_chunk * B[:, None, :, start:end].transpose(-1, -2).float()
-        inputs = inputs * hidden_states[:, :, start:end, None].float()
-        states = torch.empty(batch, d_inner, end - start, A.shape[-1], dtype=input_dtype, device=state.device)
-        for step in range(end - start):
-            state = decay[:, :, step] * state + inputs[:, :, step]
-            states[:, :, step] = state.to(input_dtype)
-        readout = C[:, :, start:end].transpose(1, 2)  # [batch, T, N]
-        outputs[:, :, start:end] = torch.einsum("bdtn,btn->bdt", states, readout.to(input_dtype))
-    result: torch.Tensor = outputs
+            ctx.chunk = chunk
+            ctx.save_for_backward(delta, scaled, A, B, C, *starts)
+            return outputs, last
+
+        @staticmethod
+        def backward(
+            ctx: Any, grad_outputs: torch.Tensor | None, grad_last: torch.Tensor | None
+        ) -> tuple[torch.Tensor | None, ...]:
+            delta, scaled, A, B, C, *starts = ctx.saved_tensors
+            chunk: int = ctx.chunk
+            grad_delta, grad_scaled, grad_A, grad_B, grad_C = (
+                torch.zeros_like(t) for t in (delta, scaled, A, B, C)
+            )
+            grad_y = torch.zeros_like(delta) if grad_outputs is None else grad_outputs.float()
+            shape = (delta.shape[1], delta.shape[2], A.shape[1])
+            carry = torch.zeros(shape, device=delta.device) if grad_last is None else grad_last.float()
+            for index in reversed(range(len(starts))):
+                start, end = index * chunk, min(index * chunk + chunk, delta.shape[0])
+                decay, drive = _discretise(delta, scaled, A, B, start, end)
+                states = _recur(decay, drive, starts[index])
+                grad_y_chunk = grad_y[start:end, :, None, :]  # [T, b, 1, d]
+                grad_C[start:end] = (grad_y_chunk @ states).squeeze(-2)
+                adjoint = grad_y_chunk.transpose(-1, -2) * C[start:end, :, None, :]
+                adjoint[-1] += carry
+                with _one_thread():
+                    for step in range(end - start - 2, -1, -1):
+                        adjoint[step].addcmul_(decay[step + 1], adjoint[step + 1])
+                carry = decay[0] * adjoint[0]
+                # d loss / d (A·dt_t) = g_t·decay_t·h_(t-1), built in decay's place.
+                grad_log_decay = decay.mul_(adjoint)
+                grad_log_decay[1:] *= states[:-1]
+                grad_log_decay[0] *= starts[index]
+                grad_scaled[start:end] = (adjoint @ B[start:end, :, :, None]).squeeze(-1)
+                grad_B[start:end] = (scaled[start:end, :, None, :] @ adjoint).squeeze(-2)
+                grad_delta[start:end] = (grad_log_decay * A).sum(-1)
+                grad_A += (grad_log_decay * delta[start:end, :, :, None]).sum((0, 1))
+            return grad_delta, grad_scaled, grad_A, grad_B, grad_C, carry, None
+
+    return SelectiveScan
+
+
+def sequential_selective_scan(
+    hidden_states: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    **_unused: Any,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The reference: one step at a time with autograd through every step, from the pending state.
+
+    Same arithmetic order as transformers' fallback, so a single pass matches it to rounding; slow
+    (a Python step per token and a graph node per step), kept to check `chunked_selective_scan`.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    batch, d_inner, seq_len = hidden_states.shape
+    if delta_bias is not None:
+        dt = dt + delta_bias.to(dt.dtype)[..., None]
+    if delta_softplus:
+        dt = F.softplus(dt)
+    state = _initial_state(batch, d_inner, A.shape[-1], hidden_states.device)
+    decay = torch.exp(A[None, :, None, :] * dt[..., None])
+    drive = dt[..., None] * B.transpose(1, 2)[:, None].float() * hidden_states[..., None].float()
+    outputs = []
+    for step in range(seq_len):
+        state = decay[:, :, step] * state + drive[:, :, step]
+        outputs.append(torch.einsum("bdn,bn->bd", state, C[:, :, step].float()))
+    result: torch.Tensor = torch.stack(outputs, dim=-1).to(hidden_states.dtype)
     if D is not None:
         result = result + hidden_states * D[None, :, None]
     if z is not None:
