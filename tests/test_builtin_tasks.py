@@ -36,7 +36,9 @@ EXPECTED = {
     "mmlu": (14042, "test"),
 }
 DEMOS = {"demo_qa": 20, "demo_prose": 6, "synthetic_facts": 80}  # bundled data files
-GENERATIVE = {"gsm8k", "nq_open", "triviaqa", "drop"}  # tests/test_generative_tasks.py
+# the zoo's own distribution (evalkit/zoo/eval_data.py writes tasks/data/zoo)
+ZOO = {"zoo_heldout": 100, "zoo_mqar_4": 200, "zoo_mqar_8": 200, "zoo_mqar_16": 200}
+GENERATIVE = {"gsm8k", "nq_open", "triviaqa", "drop", "squad"}  # tests/test_generative_tasks.py
 LONG_CONTEXT = {
     "passkey",
     "passkey_ll",
@@ -48,6 +50,7 @@ LONG_CONTEXT = {
     "common_words",
     "frequent_words",
     "assoc_recall",
+    "zoo_recall",
 }  # kind long_context: samples are generated per model
 MEASUREMENTS = {"efficiency_quick"} | LONG_CONTEXT  # no documents
 
@@ -75,7 +78,7 @@ def loaded(catalogue: Catalogue) -> Loaded:
 
 
 def test_catalogue_holds_every_builtin_task(catalogue: Catalogue) -> None:
-    assert set(catalogue.task_names) == set(EXPECTED) | set(DEMOS) | MEASUREMENTS | GENERATIVE
+    assert set(catalogue.task_names) == set(EXPECTED) | set(DEMOS) | set(ZOO) | MEASUREMENTS | GENERATIVE
     assert {"quick", "core", "long-context", "long-context-quick"} <= set(catalogue.suite_names)
     for name in catalogue.task_names:
         assert catalogue.task(name).summary, f"{name} needs a one-line summary for the catalogue"
@@ -108,10 +111,10 @@ def test_real_task_loads_from_the_mirror(name: str, catalogue: Catalogue, loaded
             assert prompt and not prompt.endswith(" ")
 
 
-@pytest.mark.parametrize("name", sorted(DEMOS))
+@pytest.mark.parametrize("name", sorted(DEMOS | ZOO))
 def test_demo_tasks_load_from_the_bundled_files(name: str, loaded: Loaded) -> None:
     assert loaded[name].source.origin == "local"
-    assert len(loaded[name].documents) == DEMOS[name]
+    assert len(loaded[name].documents) == (DEMOS | ZOO)[name]
 
 
 def test_demo_prose_is_about_two_kilobytes(loaded: Loaded) -> None:
@@ -288,3 +291,41 @@ def test_hellaswag_cleaning_matches_lm_eval_on_tagged_text() -> None:
         "Home and Garden: [header] How to plant tomatoes [title] Dig a hole. Then water it"
     )
     assert out["choices"] == [lm_eval_clean(ending) for ending in doc["endings"]]
+
+
+@needs_mirror
+@pytest.mark.real  # reads the 285 dev documents
+def test_mmlu_five_shot_prompts_equal_lm_eval_prompts(catalogue: Catalogue, loaded: Loaded) -> None:
+    """lm-eval's MMLU few-shot examples are the first N dev questions of the same subject, in order
+    (its first_n sampler over the subject's dev split); evalkit's fewshot_match + first_n give the same."""
+    pytest.importorskip("lm_eval")
+    import datasets
+    import lm_eval.tasks
+    from lm_eval.api.task import ConfigurableTask
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from evalkit.kinds.prompt import build_context, choose_fewshot
+
+    task = catalogue.task("mmlu")
+    test_rows = read_mirror(task.dataset.mirrors[0], locate(task.dataset.mirrors[0], Path(".")))
+    fewshot_mirror = task.dataset.fewshot_mirrors[0]
+    dev_rows = read_mirror(fewshot_mirror, locate(fewshot_mirror, Path(".")))
+    pool = load_documents(task, "fewshot").documents
+    kind = get_kind(task.kind)
+    by_id = {str(index): row for index, row in enumerate(test_rows)}
+    for document in loaded["mmlu"].documents[:3]:  # three subjects
+        raw = by_id[document["id"]]
+        config = load_yaml(
+            Path(os.path.dirname(lm_eval.tasks.__file__)) / f"mmlu/default/mmlu_{raw['subject']}.yaml"
+        )
+        config = {key: value for key, value in config.items() if key not in ("tag", "group")}
+        splits = {
+            "test": datasets.Dataset.from_list([raw]),
+            "dev": datasets.Dataset.from_list([r for r in dev_rows if r["subject"] == raw["subject"]]),
+        }
+        config["custom_dataset"] = lambda splits=splits, **_: datasets.DatasetDict(splits)
+        theirs = ConfigurableTask(config=config)
+        their_context = theirs.fewshot_context(theirs.eval_docs[0], 5)
+        shots = choose_fewshot(task, document, pool, 5, same_split=False)
+        assert {shot["subject"] for shot in shots} == {raw["subject"]}
+        assert build_context(task, document, shots, kind.fewshot_answer) == their_context

@@ -11,6 +11,17 @@ stop string. Recurrent (ssm, hybrid) models carry padding into their state, so f
 rows of equal length share a batch, and they (like models whose generation config alters greedy
 choices) go through `model.generate` with a per-row stopping criterion (`_generate_batch`).
 Inputs are made on the model's device.
+
+Few-shot prefixes are computed once (`share_min_tokens`): prompts of one call that need no
+truncation and share at least that many leading tokens (gsm8k's 8 exemplars, ~800 tokens) form a
+group (`_hf_prefix.shared_prefix_groups`). The group's prefix runs once; each batch of its members
+continues that cache (expanded to the batch, `_hf_prefix.expand_cache`) with the members' remaining
+tokens left-padded after it: attention mask [prefix 1s | padding 0s | suffix 1s], positions from
+the mask's cumulative sum, so every row sees what it would see alone. Then decoding goes on as
+above. Recurrent models cannot pad, so their groups go through `_hf_prefix.PrefixEngine`
+instead: the prefix's state is computed once and each prompt continues (and decodes from) a copy
+of it, one row at a time, as rows of unequal length already did here. Caches that cannot be shared
+(sliding-window layers) and greedy-altering configs (`model.generate` applies them) do not share.
 """
 
 from __future__ import annotations
@@ -19,8 +30,9 @@ import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from evalkit.backends._hf_prefix import SHARE_MIN_REQUESTS, expand_cache, prefill_prefix, shared_prefix_groups
 from evalkit.backends._hf_tokens import HFLMEncoder
-from evalkit.requests import GenerateRequest, GenerateResult
+from evalkit.requests import GenerateRequest, GenerateResult, RequestBatchStats
 
 if TYPE_CHECKING:
     import torch
@@ -35,29 +47,125 @@ def greedy_generate(
     max_length: int,
     *,
     pad_free: bool,
+    share_min_tokens: int | None = None,
+    share_min_requests: int = SHARE_MIN_REQUESTS,
+    stats: RequestBatchStats | None = None,
 ) -> list[GenerateResult]:
-    """One GenerateResult per request, in request order."""
+    """One GenerateResult per request, in request order.
+
+    `share_min_tokens`: compute prefixes shared by at least `share_min_requests` prompts over at
+    least this many tokens once (None: never). `stats` counts the work: forward_passes,
+    tokens_processed (prompt tokens prefilled, prefixes included) and extra: shared_prefixes,
+    prefix_tokens, shared_requests, decode_tokens.
+    """
     import torch
 
     from evalkit.backends._hf_prefix import _greedy_altering
 
+    stats = stats if stats is not None else RequestBatchStats()
     prompts: list[list[int]] = []
+    whole: list[bool] = []  # the prompt was not truncated
     for request in requests:
         ids = encoder.encode_for_generation(request.context)
         room = max_length - request.max_tokens  # HFLM: max_ctx_len = max_length - max_gen_toks
         prompts.append(ids[-room:] if room > 0 else ids[-1:])
-    order = sorted(range(len(requests)), key=lambda i: -len(prompts[i]))
+        whole.append(len(prompts[-1]) == len(ids))
     # The hand-written loop applies no logits processors; recurrent states cannot skip padding.
-    own_loop = not pad_free and not _greedy_altering(model)
+    altering = bool(_greedy_altering(model))
+    own_loop = not pad_free and not altering
     generate_batch = _decode_batch if own_loop else _generate_batch
     results: dict[int, GenerateResult] = {}
+    size = max(1, batch_size)
+    groups = []
+    if share_min_tokens is not None and not altering:
+        groups = _prefix_groups(prompts, whole, requests, share_min_tokens, share_min_requests)
+    grouped: set[int] = set()
+    if pad_free and groups:
+        for prefix, members in groups:
+            results.update(_recurrent_group(model, encoder, prefix, members, requests, stats))
+            grouped.update(members)
     with torch.inference_mode():
-        for batch in _batches(order, prompts, max(1, batch_size), pad_free=pad_free):
+        if own_loop:
+            for prefix, members in groups:
+                cache = prefill_prefix(model, prefix)
+                stats.forward_passes += 1
+                stats.tokens_processed += len(prefix)
+                if expand_cache(cache, 1) is None:
+                    break  # e.g. sliding-window layers: this model shares nothing
+                _count(stats, shared_prefixes=1, prefix_tokens=len(prefix), shared_requests=len(members))
+                n = len(prefix)
+                ordered = sorted(members, key=lambda i: -len(prompts[i]))
+                for batch in _batches(ordered, prompts, size, pad_free=False):
+                    batch_results = _decode_batch(
+                        model,
+                        encoder,
+                        [prompts[i][n:] for i in batch],
+                        [requests[i] for i in batch],
+                        past=(cache, n),
+                        stats=stats,
+                    )
+                    results.update(zip(batch, batch_results, strict=True))
+                grouped.update(members)
+        order = sorted((i for i in range(len(requests)) if i not in grouped), key=lambda i: -len(prompts[i]))
+        for batch in _batches(order, prompts, size, pad_free=pad_free):
             batch_results = generate_batch(
-                model, encoder, [prompts[i] for i in batch], [requests[i] for i in batch]
+                model, encoder, [prompts[i] for i in batch], [requests[i] for i in batch], stats=stats
             )
             results.update(zip(batch, batch_results, strict=True))
     return [results[i] for i in range(len(requests))]
+
+
+def _recurrent_group(
+    model: PreTrainedModel,
+    encoder: HFLMEncoder,
+    prefix: list[int],
+    members: list[int],
+    requests: Sequence[GenerateRequest],
+    stats: RequestBatchStats,
+) -> dict[int, GenerateResult]:
+    """A recurrent model's group through the trie walk: the prefix state once, then each prompt."""
+    from evalkit.backends._hf_prefix import PrefixEngine
+
+    engine = PrefixEngine(model, encoder, "ssm")
+    answers = engine.generate([requests[i] for i in members])
+    walked = engine.stats
+    stats.forward_passes += walked.forward_passes
+    stats.tokens_processed += int(walked.extra.get("prefill_tokens", 0))
+    _count(
+        stats,
+        shared_prefixes=1,
+        prefix_tokens=len(prefix),
+        shared_requests=len(members),
+        decode_tokens=int(walked.extra.get("decode_tokens", 0)),
+    )
+    return dict(zip(members, answers, strict=True))
+
+
+def _prefix_groups(
+    prompts: list[list[int]],
+    whole: list[bool],
+    requests: Sequence[GenerateRequest],
+    min_tokens: int,
+    min_requests: int,
+) -> list[tuple[list[int], list[int]]]:
+    """(shared prefix, member request indices) for untruncated prompts that decode at least one token.
+
+    Each prompt keeps its last token out of the prefix: its logits start the decode.
+    """
+    candidates = [i for i, r in enumerate(requests) if whole[i] and r.max_tokens > 0 and len(prompts[i]) >= 2]
+    found, _ = shared_prefix_groups(
+        [prompts[i] for i in candidates], [len(prompts[i]) - 1 for i in candidates], min_tokens, min_requests
+    )
+    groups = []
+    for group in found:
+        members = [candidates[m] for m in group.members]
+        groups.append((prompts[members[0]][: group.length], members))
+    return groups
+
+
+def _count(stats: RequestBatchStats, **amounts: int) -> None:
+    for key, amount in amounts.items():
+        stats.extra[key] = stats.extra.get(key, 0) + amount
 
 
 def _batches(order: list[int], prompts: list[list[int]], size: int, *, pad_free: bool) -> list[list[int]]:
@@ -112,10 +220,17 @@ def _decode_batch(
     encoder: HFLMEncoder,
     prompts: list[list[int]],
     requests: list[GenerateRequest],
+    *,
+    past: tuple[Any, int] | None = None,
+    stats: RequestBatchStats | None = None,
 ) -> list[GenerateResult]:
-    """Prefill the padded batch once, then decode one token per forward, dropping finished rows."""
+    """Prefill the padded batch once, then decode one token per forward, dropping finished rows.
+
+    `past`: (a prefix's cache, its length) that every prompt continues (prompts hold the rest).
+    """
     import torch
 
+    stats = stats if stats is not None else RequestBatchStats()
     eos_ids = _eos_ids(model, encoder)
     eos = set(eos_ids)
     produced: list[list[int]] = [[] for _ in requests]
@@ -123,10 +238,22 @@ def _decode_batch(
     if live:
         stopper = _RowStopper(encoder, requests, eos)
         input_ids, mask = _left_padded(model, [prompts[row] for row in live], _pad_id(encoder, eos_ids))
-        # As `generate` numbers them: positions count real tokens only, padding sits at 0.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        stats.forward_passes += 1
+        stats.tokens_processed += sum(len(prompts[row]) for row in live)
+        cache: Any = None
+        if past is not None:
+            cache = expand_cache(past[0], len(live))
+            mask = torch.cat([mask.new_ones((len(live), past[1])), mask], dim=1)
+        # As `generate` numbers them: positions count real tokens only, padding sits at 0 (or, after
+        # a prefix, at the prefix's last position: padding is never attended to, so never read).
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1] :]
         output = model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
         )
         next_position = positions[:, -1:] + 1
         while True:
@@ -150,6 +277,8 @@ def _decode_batch(
                 input_ids=step, attention_mask=mask, position_ids=next_position, cache=cache, use_cache=True
             )
             next_position = next_position + 1
+            stats.forward_passes += 1
+            _count(stats, decode_tokens=len(live))
     return [_result(encoder, request, ids, eos) for request, ids in zip(requests, produced, strict=True)]
 
 
@@ -194,6 +323,8 @@ def _generate_batch(
     encoder: HFLMEncoder,
     prompts: list[list[int]],
     requests: list[GenerateRequest],
+    *,
+    stats: RequestBatchStats | None = None,
 ) -> list[GenerateResult]:
     """The same answers through `model.generate` (recurrent models, greedy-altering configs)."""
     from transformers import StoppingCriteriaList
@@ -202,6 +333,8 @@ def _generate_batch(
     pad_id = _pad_id(encoder, eos_ids)
     input_ids, attention_mask = _left_padded(model, prompts, pad_id)
     width = input_ids.shape[1]
+    if stats is not None:
+        stats.tokens_processed += sum(len(p) for p in prompts)
     stopper = _StopCriterion(encoder, width, requests)
     config = copy.deepcopy(model.generation_config)
     config.do_sample, config.num_beams = False, 1

@@ -38,9 +38,27 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
-__all__ = ["DEFAULT_PREFILL_CHUNK", "PrefixEngine", "build_trie", "distinct_tokens"]
+__all__ = [
+    "DEFAULT_PREFILL_CHUNK",
+    "SHARE_MIN_REQUESTS",
+    "SHARE_MIN_TOKENS",
+    "PrefixEngine",
+    "PrefixGroup",
+    "build_trie",
+    "distinct_tokens",
+    "expand_cache",
+    "prefill_prefix",
+    "shared_prefix_groups",
+]
 
 DEFAULT_PREFILL_CHUNK = 1024
+
+# The plain path (`TransformersBackend.loglikelihood` / `generate`) computes a prefix once when at
+# least this many requests of one call share at least this many leading tokens (gsm8k's 8-shot
+# exemplars, ~800 tokens; an MMLU subject's instruction and 5 dev examples, ~400-700). Below that the
+# extra forward and the cache copies cost about what they save.
+SHARE_MIN_TOKENS = 128
+SHARE_MIN_REQUESTS = 2
 
 # Generation-config settings that change greedy choices; with any of them set, requests are
 # generated from scratch (model.generate applies them) instead of decoded here.
@@ -439,3 +457,110 @@ def _greedy_altering(model: PreTrainedModel) -> list[str]:
         if not any(value is neutral or value == neutral for neutral in _NEUTRAL_VALUES):
             found.append(name)
     return found
+
+
+# --- few-shot prefixes in the plain path ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrefixGroup:
+    """Requests (indices into the call's list) whose first `length` tokens are the same."""
+
+    length: int
+    members: list[int]
+
+
+def shared_prefix_groups(
+    sequences: Sequence[Sequence[int]],
+    limits: Sequence[int],
+    min_tokens: int = SHARE_MIN_TOKENS,
+    min_requests: int = SHARE_MIN_REQUESTS,
+) -> tuple[list[PrefixGroup], list[int]]:
+    """Groups of sequences sharing a prefix of at least `min_tokens`, and the indices in no group.
+
+    Sequences are sorted (so a shared prefix makes them neighbours, whatever order they came in,
+    e.g. MMLU's interleaved subjects) and cut where two neighbours share fewer than `min_tokens`
+    tokens; a group's prefix is the shortest link inside it. `limits[i]` caps how much of sequence i
+    may be shared (a loglikelihood request must keep its last context token, whose logits it reads;
+    a prompt its last token, whose logits start the decode). Runs of fewer than `min_requests`
+    are left out.
+    """
+    order = sorted(range(len(sequences)), key=lambda i: tuple(sequences[i]))
+    groups: list[PrefixGroup] = []
+    rest: list[int] = []
+
+    def close(run: list[int], length: int | None) -> None:
+        if length is not None and len(run) >= max(2, min_requests):
+            groups.append(PrefixGroup(length, sorted(run)))
+        else:
+            rest.extend(run)
+
+    run: list[int] = []
+    length: int | None = None
+    for index in order:
+        if run:
+            previous = run[-1]
+            link = min(_common_prefix(sequences[previous], sequences[index]), limits[previous], limits[index])
+            if link >= max(1, min_tokens):
+                run.append(index)
+                length = link if length is None else min(length, link)
+                continue
+            close(run, length)
+        run, length = [index], None
+    if run:
+        close(run, length)
+    return groups, sorted(rest)
+
+
+def prefill_prefix(model: PreTrainedModel, tokens: Sequence[int]) -> Any:
+    """The model's cache after `tokens` (one row, logits of the last position only)."""
+    import torch
+
+    ids = torch.tensor([list(tokens)], dtype=torch.long, device=model.device)
+    return model(input_ids=ids, use_cache=True, logits_to_keep=1).cache
+
+
+def expand_cache(cache: Any, rows: int) -> Any | None:
+    """A cache continuing `cache` (one row) in `rows` independent rows; the original is untouched.
+
+    Only layers whose state can be shared exactly are handled: full-attention key/value layers
+    (`DynamicLayer`, grown by concatenation, so an expanded view is never written to) and recurrent
+    conv/SSM states (updated in place, so each batch gets its own copy). Anything else (sliding
+    windows, which evict; quantized, static or offloaded caches) returns None: the caller computes
+    without sharing.
+    """
+    from transformers.cache_utils import (
+        DummyLayer,
+        DynamicLayer,
+        LinearAttentionAndFullAttentionLayer,
+        LinearAttentionLayer,
+    )
+
+    if cache is None or getattr(cache, "offloading", False):
+        return None
+    shareable = (DynamicLayer, LinearAttentionLayer, LinearAttentionAndFullAttentionLayer, DummyLayer)
+    expanded = copy.copy(cache)
+    expanded.layers = []
+    for layer in cache.layers:
+        if type(layer) not in shareable:
+            return None
+        clone = copy.copy(layer)
+        for name, value in vars(layer).items():
+            if isinstance(value, dict):
+                setattr(clone, name, dict(value))
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if (
+            isinstance(layer, DynamicLayer)
+            and layer.is_initialized
+            and keys is not None
+            and values is not None
+        ):
+            clone.keys = keys.expand(rows, *keys.shape[1:])
+            clone.values = values.expand(rows, *values.shape[1:])
+        if isinstance(layer, LinearAttentionLayer):
+            for states in (clone.conv_states, clone.recurrent_states):
+                for i, tensor in states.items():
+                    if tensor is not None:
+                        states[i] = tensor.repeat(rows, *([1] * (tensor.dim() - 1)))
+        expanded.layers.append(clone)
+    return expanded

@@ -14,6 +14,14 @@ Two optimisations, each verified on the loaded model before it is trusted:
 Truncation follows HFLM: input = (context + continuation)[-(max_length + 1):][:-1]. A group
 whose longest member would need truncation is scored plainly, one row per request.
 
+A third, also verified at load: **few-shot prefixes computed once**. Requests of one call whose
+contexts share a long token prefix (gsm8k's exemplars, an MMLU subject's instruction and dev
+examples: `_hf_prefix.shared_prefix_groups`, at least `SHARE_MIN_TOKENS` tokens and
+`SHARE_MIN_REQUESTS` requests) have that prefix run once; its cache, expanded to each batch
+(`_hf_prefix.expand_cache`: full-attention and recurrent layers only), is continued by the rows of
+the requests' remaining tokens (packed as above, positions offset by the prefix). Only requests
+that need no truncation take part, so left truncation stays exactly HFLM's.
+
 Every tensor is built on the model's device; the picked log-probabilities come back to the CPU
 before they are summed in float64 (MPS has no float64), so the sums are the same on every device.
 """
@@ -27,8 +35,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from evalkit.backends._hf_prefix import (
+    SHARE_MIN_REQUESTS,
+    SHARE_MIN_TOKENS,
+    expand_cache,
+    prefill_prefix,
+    shared_prefix_groups,
+)
 from evalkit.backends._hf_tokens import text_config
 from evalkit.errors import DataError
+from evalkit.requests import RequestBatchStats
 
 if TYPE_CHECKING:
     import torch
@@ -78,7 +94,15 @@ class PairScorer:
         # Decided by calibrate(); the safe path until then.
         self.packing = False
         self.gathered_logits = False
+        self.prefix_sharing = False
         self.path_notes: list[str] = []
+        # When a shared prefix is worth computing once (tests lower them for tiny models).
+        self.share_min_tokens = SHARE_MIN_TOKENS
+        self.share_min_requests = SHARE_MIN_REQUESTS
+        # Work done by the last `score` call: forward_passes, tokens_processed (every token fed,
+        # prefixes included) and extra: shared_prefixes (prefixes computed), prefix_tokens,
+        # shared_pairs (pairs scored on a computed prefix).
+        self.stats = RequestBatchStats()
 
     @property
     def device(self) -> torch.device:
@@ -112,7 +136,38 @@ class PairScorer:
                 self.path_notes.append("packing off: attention layer types this scorer does not model")
             else:
                 self.packing = self._try("packing", pairs, reference, tolerance, packing=True)
-        log.info("transformers scoring path: %s (%s)", self.path, "; ".join(self.path_notes) or "verified")
+            self.prefix_sharing = self._try_sharing(probe_tokens, tolerance)
+        shared = "on" if self.prefix_sharing else "off"
+        notes = "; ".join(self.path_notes) or "verified"
+        log.info("transformers scoring path: %s, prefix sharing %s (%s)", self.path, shared, notes)
+
+    def _try_sharing(self, probe_tokens: Sequence[int], tolerance: float) -> bool:
+        """Whether scoring on a computed prefix's cache reproduces plain forwards on the probe."""
+        import torch
+
+        if self._layout is not None and any(w is not None for w in self._layout.values()):
+            self.path_notes.append("prefix sharing off: sliding-window attention evicts the prefix")
+            return False
+        pairs = _probe_shared_pairs(probe_tokens)
+        try:
+            with torch.inference_mode():
+                shareable = expand_cache(prefill_prefix(self.model, pairs[0][0][:4]), 2) is not None
+        except Exception as exc:
+            self.path_notes.append(
+                f"prefix sharing off: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+            )
+            return False
+        if not shareable:
+            self.path_notes.append("prefix sharing off: cache layers that cannot be shared")
+            return False
+        reference = [self._reference(pair) for pair in pairs]
+        saved = (self.share_min_tokens, self.share_min_requests)
+        self.share_min_tokens, self.share_min_requests = 4, 2
+        try:
+            shared = self._try("prefix sharing", pairs, reference, tolerance, sharing=True)
+            return shared and self.stats.extra.get("shared_prefixes", 0) > 0
+        finally:
+            self.share_min_tokens, self.share_min_requests = saved
 
     def _try(
         self,
@@ -123,19 +178,22 @@ class PairScorer:
         *,
         gathered: bool | None = None,
         packing: bool | None = None,
+        sharing: bool | None = None,
     ) -> bool:
-        saved = (self.gathered_logits, self.packing)
+        saved = (self.gathered_logits, self.packing, self.prefix_sharing)
         if gathered is not None:
             self.gathered_logits = gathered
         if packing is not None:
             self.packing = packing
+        if sharing is not None:
+            self.prefix_sharing = sharing
         try:
             got = [logprob for logprob, _ in self.score(pairs, batch_size=len(pairs))]
-        except Exception as exc:  # an architecture that rejects 4D masks or position ids
+        except Exception as exc:  # an architecture that rejects 4D masks, position ids or a cache
             self.path_notes.append(f"{what} off: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
             return False
         finally:
-            self.gathered_logits, self.packing = saved
+            self.gathered_logits, self.packing, self.prefix_sharing = saved
         worst = max(abs(a - b) for a, b in zip(got, reference, strict=True))
         if not math.isfinite(worst) or worst > tolerance:
             self.path_notes.append(f"{what} off: differs from a plain forward by {worst:.2e}")
@@ -161,6 +219,7 @@ class PairScorer:
         """(sum of log-probabilities, every token greedy) for each (context, continuation)."""
         import torch
 
+        self.stats = RequestBatchStats()
         results: list[tuple[float, bool] | None] = [None] * len(pairs)
         unique: dict[TokenPair, int] = {}
         for index, pair in enumerate(pairs):
@@ -168,16 +227,67 @@ class PairScorer:
                 results[index] = (0.0, True)  # log P(empty) = 0; HFLM would crash on it
             else:
                 unique.setdefault(pair, index)
-        rows = self._build_rows(list(unique.items()))
+        groups, rest = self._prefix_groups(list(unique.items()))
+        rows = self._build_rows(rest)
         rows.sort(key=lambda row: len(row.tokens), reverse=True)  # as HFLM: long first, little padding
         by_pair: dict[int, tuple[float, bool]] = {}
         with torch.inference_mode():
+            for prefix, members in groups:
+                by_pair.update(self._score_on_prefix(prefix, members, max(1, batch_size)))
             for batch in _batches(rows, max(1, batch_size), packed=self.packing):
                 by_pair.update(self._score_batch(batch))
         for index, pair in enumerate(pairs):
             if results[index] is None:
                 results[index] = by_pair[unique[pair]]
         return [r for r in results if r is not None]
+
+    def _prefix_groups(
+        self, items: list[tuple[TokenPair, int]]
+    ) -> tuple[list[tuple[tuple[int, ...], list[tuple[TokenPair, int]]]], list[tuple[TokenPair, int]]]:
+        """(shared prefix, its pairs) groups, and the pairs scored as before.
+
+        Only pairs that need no truncation take part, and each keeps at least its last context
+        token out of the prefix (the logits there predict the continuation's first token).
+        """
+        if not self.prefix_sharing:
+            return [], items
+        fits = [
+            item
+            for item in items
+            if len(item[0][0]) >= 2 and len(item[0][0]) + len(item[0][1]) - 1 <= self.max_length
+        ]
+        if len(fits) < max(2, self.share_min_requests):
+            return [], items
+        contexts = [pair[0] for pair, _ in fits]
+        found, _ = shared_prefix_groups(
+            contexts, [len(c) - 1 for c in contexts], self.share_min_tokens, self.share_min_requests
+        )
+        groups = []
+        shared: set[int] = set()
+        for group in found:
+            members = [fits[m] for m in group.members]
+            shared.update(index for _, index in members)
+            groups.append((contexts[group.members[0]][: group.length], members))
+        return groups, [item for item in items if item[1] not in shared]
+
+    def _score_on_prefix(
+        self, prefix: tuple[int, ...], members: list[tuple[TokenPair, int]], batch_size: int
+    ) -> dict[int, tuple[float, bool]]:
+        """Run `prefix` once, then score each pair's remaining tokens on its cache."""
+        cache = prefill_prefix(self.model, prefix)
+        n = len(prefix)
+        self.stats.forward_passes += 1
+        self.stats.tokens_processed += n
+        extra = self.stats.extra
+        extra["shared_prefixes"] = extra.get("shared_prefixes", 0) + 1
+        extra["prefix_tokens"] = extra.get("prefix_tokens", 0) + n
+        extra["shared_pairs"] = extra.get("shared_pairs", 0) + len(members)
+        rows = self._build_rows([((context[n:], continuation), i) for (context, continuation), i in members])
+        rows.sort(key=lambda row: len(row.tokens), reverse=True)
+        scored: dict[int, tuple[float, bool]] = {}
+        for batch in _batches(rows, batch_size, packed=self.packing, past=n):
+            scored.update(self._score_batch(batch, past=(cache, n)))
+        return scored
 
     def _build_rows(self, items: list[tuple[TokenPair, int]]) -> list[_Row]:
         rows: list[_Row] = []
@@ -214,7 +324,10 @@ class PairScorer:
             tokens=window, reads=[(index, list(range(len(window) - n, len(window))), list(continuation))]
         )
 
-    def _score_batch(self, batch: list[_Row]) -> dict[int, tuple[float, bool]]:
+    def _score_batch(
+        self, batch: list[_Row], past: tuple[Any, int] | None = None
+    ) -> dict[int, tuple[float, bool]]:
+        """Score a batch of rows; `past`: (a prefix's cache, its length) the rows continue."""
         import torch
 
         device = self.device
@@ -222,9 +335,22 @@ class PairScorer:
         # Right padding with each row's last token: never read.
         padded = [row.tokens + [row.tokens[-1]] * (width - len(row.tokens)) for row in batch]
         input_ids = torch.tensor(padded, dtype=torch.long, device=device)
+        self.stats.forward_passes += 1
+        self.stats.tokens_processed += sum(len(row.tokens) for row in batch)
         kwargs: dict[str, Any] = {}
+        offset = 0 if past is None else past[1]
         if self.packing and any(row.segments is not None for row in batch):
-            kwargs = self._packed_inputs(batch, width)
+            kwargs = (
+                self._packed_inputs(batch, width, past=offset)
+                if offset
+                else self._packed_inputs(batch, width)
+            )
+        if past is not None:
+            cache = expand_cache(past[0], len(batch))
+            if cache is None:  # verified shareable at load; a layer type seen only now
+                raise RuntimeError("a shared prefix's cache holds layers that cannot be shared")
+            # Plain rows need no positions: the model numbers them on from the cache's length.
+            kwargs["cache"], kwargs["use_cache"] = cache, True
         row_index: list[int] = []
         offsets: list[int] = []
         targets: list[int] = []
@@ -269,8 +395,9 @@ class PairScorer:
             logits = torch.tanh(logits / self._softcap) * self._softcap
         return logits
 
-    def _packed_inputs(self, batch: list[_Row], width: int) -> dict[str, Any]:
-        """The 4D additive mask(s) and position ids for a batch of packed rows."""
+    def _packed_inputs(self, batch: list[_Row], width: int, past: int = 0) -> dict[str, Any]:
+        """The 4D additive mask(s) and position ids for a batch of packed rows; `past`: the rows
+        continue a cached prefix of that many tokens, which every position sees (full attention)."""
         import torch
 
         segments = torch.full((len(batch), width), -1, dtype=torch.long)
@@ -296,9 +423,11 @@ class PairScorer:
             allowed = visible if window is None else visible & (distance < window)
             mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
             mask = mask.masked_fill(~allowed, torch.finfo(dtype).min)
+            if past:
+                mask = torch.cat([mask.new_zeros((len(batch), width, past)), mask], dim=-1)
             masks[layer_type] = mask[:, None]
         mask_arg: Any = masks if len(masks) > 1 else next(iter(masks.values()))
-        return {"attention_mask": mask_arg, "position_ids": positions}
+        return {"attention_mask": mask_arg, "position_ids": positions + past}
 
 
 @contextmanager
@@ -352,13 +481,13 @@ def _packed_row(context: tuple[int, ...], members: list[tuple[tuple[int, ...], i
     return row
 
 
-def _batches(rows: list[_Row], batch_size: int, *, packed: bool) -> list[list[_Row]]:
+def _batches(rows: list[_Row], batch_size: int, *, packed: bool, past: int = 0) -> list[list[_Row]]:
     """Consecutive rows (already sorted by length), capped so the 4D mask stays modest."""
     batches: list[list[_Row]] = []
     current: list[_Row] = []
     for row in rows:
         width = len(current[0].tokens) if current else len(row.tokens)
-        too_big = packed and (len(current) + 1) * width * width * 4 > _MAX_MASK_BYTES
+        too_big = packed and (len(current) + 1) * width * (past + width) * 4 > _MAX_MASK_BYTES
         if current and (len(current) >= batch_size or too_big):
             batches.append(current)
             current = []
@@ -375,6 +504,22 @@ def _probe_pairs(tokens: Sequence[int]) -> list[TokenPair]:
     short, long_ = tuple(ids[:5]), tuple(ids[3:14])
     tails = [tuple(ids[14:16]), tuple(ids[16:19])]
     return [(context, tail) for context in (short, long_) for tail in tails]
+
+
+def _probe_shared_pairs(tokens: Sequence[int]) -> list[TokenPair]:
+    """Contexts sharing 8-10 leading tokens, with continuations of 2 and 3 tokens (one context twice,
+    so a packed row continues the prefix too)."""
+    ids = list(tokens) or [0]
+    while len(ids) < 24:
+        ids = ids + ids
+    contexts = [tuple(ids[:10]), tuple(ids[:13]), tuple(ids[:9] + ids[20:22])]
+    tails = [tuple(ids[14:16]), tuple(ids[16:19])]
+    return [
+        (contexts[0], tails[0]),
+        (contexts[0], tails[1]),
+        (contexts[1], tails[0]),
+        (contexts[2], tails[1]),
+    ]
 
 
 def probe_tokens(tokenizer: Any) -> list[int]:

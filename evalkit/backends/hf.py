@@ -200,13 +200,14 @@ class TransformersBackend:
         # Mamba-1 style scans must continue from a cached state (chunked prefill, shared prefixes).
         self.scan_patch = install_scan_patch(self.model) if needs_scan_patch(config) else []
         self._prefix: PrefixEngine | None = None
+        self._plain_stats = RequestBatchStats()
         self.scorer: PairScorer = PairScorer(self.model, self.max_length, self.family)
         self.scorer.calibrate(probe_tokens(self._hf_tokenizer), _PROBE_TOLERANCE)
         # int8-dynamic scales activations per forward, so rows sharing a forward change each
         # other's numbers: one row per forward keeps results independent of batching (`_hf_quant`).
         self._row_limit = None if loaded.batch_invariant else 1
         if self._row_limit is not None:
-            self.scorer.packing = False
+            self.scorer.packing = self.scorer.prefix_sharing = False
             self.scorer.path_notes.append("one row per forward: activation scales span the batch")
         log.info("%s: scoring path %s", name, self.scorer.path)
 
@@ -250,9 +251,12 @@ class TransformersBackend:
     def loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], batch_size: int = 16
     ) -> list[LoglikelihoodResult]:
-        return score_loglikelihood(
+        """HFLM's loglikelihoods; a few-shot prefix shared by requests is computed once (`_hf_score`)."""
+        results = score_loglikelihood(
             self.encoder, requests, lambda pairs: self.scorer.score(pairs, self._rows(batch_size))
         )
+        self._plain_stats = self.scorer.stats
+        return results
 
     def loglikelihood_rolling(
         self, requests: Sequence[RollingRequest], batch_size: int = 16
@@ -266,16 +270,29 @@ class TransformersBackend:
         )
 
     def generate(self, requests: Sequence[GenerateRequest], batch_size: int = 16) -> list[GenerateResult]:
+        """Batched greedy generation; a few-shot prefix shared by prompts is computed once."""
         from evalkit.backends._hf_generate import greedy_generate
 
-        return greedy_generate(
+        stats = RequestBatchStats()
+        results = greedy_generate(
             self.model,
             self.encoder,
             requests,
             self._rows(batch_size),
             self.max_length,
             pad_free=self.family in ("ssm", "hybrid"),
+            share_min_tokens=self.scorer.share_min_tokens if self.scorer.prefix_sharing else None,
+            share_min_requests=self.scorer.share_min_requests,
+            stats=stats,
         )
+        self._plain_stats = stats
+        return results
+
+    @property
+    def plain_stats(self) -> RequestBatchStats:
+        """Work done by the last `loglikelihood` or `generate` call: forward_passes, tokens_processed
+        (every token fed, each shared prefix once) and extra['shared_prefixes'] / ['prefix_tokens']."""
+        return self._plain_stats
 
     # --- PromptTokens and PrefixReuse (evalkit.backends.capabilities), in _hf_prefix -------------
 

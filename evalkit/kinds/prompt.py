@@ -63,9 +63,17 @@ def choose_fewshot(
     if k == 0:
         return []
     candidates = [d for d in pool if not (same_split and d["id"] == doc["id"])]
+    if task.fewshot_match is not None:
+        field = task.fewshot_match
+        if field not in doc:
+            raise SpecError(
+                f"{task.source_file or task.name}: fewshot_match: documents have no field {field!r}"
+            )
+        candidates = [d for d in candidates if d.get(field) == doc[field]]
     if len(candidates) < k:
         raise SpecError(
             f"{task.source_file or task.name}: num_fewshot={k} but only {len(candidates)} few-shot documents"
+            + (f" with {task.fewshot_match}={doc[task.fewshot_match]!r}" if task.fewshot_match else "")
         )
     if task.fewshot_sampler == "first_n":  # fixed exemplars (lm-eval's first_n sampler)
         return list(candidates[:k])

@@ -70,9 +70,10 @@ class AnswerSpec(BaseModel):
     strip: StrictBool = Field(
         default=True, description="also strip and collapse whitespace in answer and references"
     )
-    scorer: Literal["exact_match", "drop"] = Field(
+    scorer: Literal["exact_match", "drop", "squad"] = Field(
         default="exact_match",
-        description="drop: DROP's span-bag exact match and F1 over the documents' `answer_spans`",
+        description="drop: DROP's span-bag exact match and F1 over the documents' `answer_spans`; "
+        "squad: SQuAD's exact match and token F1, the best over the references",
     )
 
     @field_validator("regex", "flexible_regex")
@@ -195,6 +196,11 @@ class TaskSpec(BaseModel):
         default="random",
         description="random: seeded per document; first_n: the pool's first examples (fixed exemplars)",
     )
+    fewshot_match: str | None = Field(
+        default=None,
+        description="take few-shot examples only from pool documents whose value of this field equals "
+        "the document's (MMLU: the same subject, as lm-eval does)",
+    )
     metrics: list[str] | None = None
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     answer: AnswerSpec = Field(default_factory=AnswerSpec, validate_default=True)
@@ -229,12 +235,12 @@ class TaskSpec(BaseModel):
         metrics = info.data.get("metrics") or []
         if "exact_match_flexible" in metrics and answer.flexible_regex is None:
             raise ValueError("metric exact_match_flexible needs answer.flexible_regex")
-        if answer.scorer == "drop":
+        if answer.scorer in ("drop", "squad"):
             other = sorted(set(metrics) - {"exact_match", "f1"})
             if other:
-                raise ValueError(f"scorer drop gives exact_match and f1, not {', '.join(other)}")
+                raise ValueError(f"scorer {answer.scorer} gives exact_match and f1, not {', '.join(other)}")
         elif "f1" in metrics:
-            raise ValueError("metric f1 needs answer.scorer: drop")
+            raise ValueError("metric f1 needs answer.scorer: drop or squad")
         return answer
 
     @field_validator("efficiency", "long_context")
