@@ -6,7 +6,11 @@ llama.cpp keeps one sequence in its KV cache. `Llama.eval` appends tokens after 
 in `Llama.scores`. So evaluating a request costs only the tokens after the prefix it shares with
 the previous request: `_evaluate` rewinds `n_tokens` to the common prefix and evaluates the rest.
 The scorer sorts requests by their token sequences, which puts the choices of one question (same
-context, different continuations) next to each other — the context is then evaluated once.
+context, different continuations) next to each other — the context is then evaluated once. Greedy
+generation goes through the same door: after a generation the cache holds prompt + generated
+tokens, and the next prompt that shares a prefix with it (gsm8k's eight fixed exemplars, ~750
+tokens) evaluates only what follows the prefix. `tokens_evaluated` and `tokens_reused` count the
+prompt (and scored) positions evaluated and taken from the cache, so a test can prove the saving.
 
 Rewinding is skipped where it is not safe: recurrent state cannot be rewound, and a sliding-window
 cache may already have dropped positions the rewound sequence needs; those models re-evaluate from
@@ -33,7 +37,8 @@ class LlamaEngine:
         self.llama = llama
         self.n_ctx = int(llama.n_ctx())
         self.rewindable = rewindable
-        self.tokens_evaluated = 0  # for benchmarks: how much the prefix reuse saved
+        self.tokens_evaluated = 0  # prompt and scored positions evaluated (decode steps not counted)
+        self.tokens_reused = 0  # prompt and scored positions found in the cache instead
 
     def _evaluate(self, tokens: Sequence[int]) -> None:
         """Make the context hold exactly `tokens`, evaluating as few of them as possible.
@@ -60,6 +65,7 @@ class LlamaEngine:
         rest = list(tokens[common:])
         llama.eval(rest)
         self.tokens_evaluated += len(rest)
+        self.tokens_reused += common
 
     def _log_probs(self, start: int, stop: int) -> np.ndarray:
         """log-softmax (float64) of the logits rows start..stop-1 of the evaluated sequence."""

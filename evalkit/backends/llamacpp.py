@@ -26,6 +26,10 @@ Prompt scoring is prefill-bound, and on this CPU llama.cpp's quantized prefill (
 slower than PyTorch's float32 GEMMs; greedy decoding is where llama.cpp is fast (~10 ms/token).
 The real-tier test asserts these with margin for either binding (see benchmarks/README.md for the
 llama-cpp-py-sync figures). A binding is imported only when a model loads.
+Generation runs one prompt at a time, prompts ordered by their token ids, and each evaluates only
+what follows the prefix it shares with the sequence left in the KV cache: gsm8k's ~750 tokens of
+fixed exemplars are evaluated once per run, not once per question, with the same generated text
+(`tests/test_backend_llamacpp.py`; figures in benchmarks/README.md, `bench_llamacpp_generate.py`).
 """
 
 from __future__ import annotations
@@ -310,22 +314,35 @@ class LlamaCppBackend:
         return score_rolling(self.encoder, requests, self.max_length, self.engine.score)
 
     def generate(self, requests: Sequence[GenerateRequest], batch_size: int = 16) -> list[GenerateResult]:
-        """Greedy decoding; the text is cut at the first stop string, end-of-generation tokens dropped."""
-        results = []
-        for request in requests:
-            ids = self.encoder.encode_for_generation(request.context)
-            room = self.max_length - request.max_tokens  # HFLM: max_length - max_gen_toks
-            prompt = ids[-room:] if room > 0 else ids[-1:]
-            stops = [s for s in request.stop if s]
+        """Greedy decoding, one prompt at a time (`batch_size` is unused); the text is cut at the
+        first stop string, end-of-generation tokens dropped.
 
-            def is_done(produced: list[int], stops: list[str] = stops) -> bool:
-                return bool(stops) and any(s in self._decode_text(produced) for s in stops)
+        Prompts run in the order of their token ids, so prompts that share a prefix follow each
+        other and each evaluates only what follows the prefix already in the KV cache (the
+        engine's `tokens_evaluated`); the results come back in the order of `requests`.
+        """
+        prompts = [self._generation_prompt(request) for request in requests]
+        results: dict[int, GenerateResult] = {}
+        for index in sorted(range(len(requests)), key=lambda i: prompts[i]):
+            results[index] = self._generate_one(prompts[index], requests[index])
+        return [results[index] for index in range(len(requests))]
 
-            produced = self.engine.greedy_tokens(prompt, request.max_tokens, is_done, self._end_ids)
-            text = self._decode_text(produced)
-            cut = min((text.index(s) for s in stops if s in text), default=len(text))
-            results.append(GenerateResult(text=text[:cut], num_tokens=len(produced)))
-        return results
+    def _generation_prompt(self, request: GenerateRequest) -> list[int]:
+        """The prompt's ids (BOS included), its last max_length - max_tokens (HFLM's truncation)."""
+        ids = self.encoder.encode_for_generation(request.context)
+        room = self.max_length - request.max_tokens
+        return ids[-room:] if room > 0 else ids[-1:]
+
+    def _generate_one(self, prompt: list[int], request: GenerateRequest) -> GenerateResult:
+        stops = [s for s in request.stop if s]
+
+        def is_done(produced: list[int]) -> bool:
+            return bool(stops) and any(s in self._decode_text(produced) for s in stops)
+
+        produced = self.engine.greedy_tokens(prompt, request.max_tokens, is_done, self._end_ids)
+        text = self._decode_text(produced)
+        cut = min((text.index(s) for s in stops if s in text), default=len(text))
+        return GenerateResult(text=text[:cut], num_tokens=len(produced))
 
     # --- PromptTokens (evalkit.backends.capabilities) ---------------------------------------------
 

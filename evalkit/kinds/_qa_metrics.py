@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import string
+from collections import Counter
 
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)  # SQuAD's and DROP's (after lower-casing)
 
 
 def extract(text: str, regex: str | None, group_select: int = 0, fallback: str = "") -> str:
@@ -51,9 +53,38 @@ def normalise(
     return " ".join(text.split()) if collapse_whitespace else text
 
 
-# --- DROP (lm_eval/tasks/drop/utils.py, itself the official DROP evaluation script) ---------------
+# --- SQuAD (the squad_v2 metric that lm-eval's squadv2 loads, itself SQuAD 2.0's evaluation script) --
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
+
+def squad_normalise(text: str) -> str:
+    """SQuAD's `normalize_answer`: lower case, punctuation dropped, articles dropped, whitespace collapsed."""
+    return " ".join(_ARTICLES.sub(" ", normalise(text, ignore_punctuation=True)).split())
+
+
+def squad_scores(prediction: str, gold_answers: list[str]) -> tuple[float, float]:
+    """SQuAD's (exact match, token F1) of one prediction, each the best over the gold answers.
+
+    As SQuAD 2.0's script (`get_raw_scores`): gold answers that normalise to nothing are dropped and
+    none left means the question is unanswerable (gold ""); F1 counts shared tokens with multiplicity,
+    and when either side has no tokens it is 1 only if both have none.
+    """
+    golds = [gold for gold in gold_answers if squad_normalise(gold)] or [""]
+    predicted = squad_normalise(prediction)
+    exact = max(float(squad_normalise(gold) == predicted) for gold in golds)
+    return exact, max(_token_f1(predicted.split(), squad_normalise(gold).split()) for gold in golds)
+
+
+def _token_f1(predicted: list[str], gold: list[str]) -> float:
+    if not predicted or not gold:
+        return float(predicted == gold)
+    overlap = sum((Counter(predicted) & Counter(gold)).values())
+    if overlap == 0:
+        return 0.0
+    precision, recall = overlap / len(predicted), overlap / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+# --- DROP (lm_eval/tasks/drop/utils.py, itself the official DROP evaluation script) ---------------
 
 
 def drop_scores(generation: str, gold_answers: list[list[str]]) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evalkit.errors import DataError
-from evalkit.kinds._qa_metrics import drop_scores, extract, normalise
+from evalkit.kinds._qa_metrics import drop_scores, extract, normalise, squad_scores
 from evalkit.kinds._stats import mean_metric
 from evalkit.kinds.base import PreparedSample, SampleScore, is_strings
 from evalkit.requests import GenerateRequest, GenerateResult, Result
@@ -23,8 +23,8 @@ class Generate:
     name: str = "generate"
     uses_prompt: bool = True
     # exact_match: the `regex` extraction; exact_match_flexible: the `flexible_regex` one;
-    # contains: some reference appears anywhere in the normalised generation; f1: DROP's token F1
-    # (`answer.scorer: drop`, which also makes exact_match DROP's).
+    # contains: some reference appears anywhere in the normalised generation; f1: DROP's or SQuAD's
+    # token F1 (`answer.scorer: drop` or `squad`, which also makes exact_match theirs).
     metric_names: tuple[str, ...] = ("exact_match", "contains", "exact_match_flexible", "f1")
 
     def prepare(self, task: TaskSpec, doc: dict[str, Any], context: str) -> PreparedSample:
@@ -37,8 +37,11 @@ class Generate:
         assert isinstance(result, GenerateResult)
         spec = task.answer
         references = _answers(task, sample.doc)
-        if spec.scorer == "drop":
-            exact, f1 = drop_scores(result.text, _answer_spans(task, sample.doc))
+        if spec.scorer != "exact_match":  # DROP's or SQuAD's exact match and token F1
+            if spec.scorer == "drop":
+                exact, f1 = drop_scores(result.text, _answer_spans(task, sample.doc))
+            else:
+                exact, f1 = squad_scores(result.text, references)
             scored = {"exact_match": exact, "f1": f1}
             return SampleScore(sample.sample_id, scored, result.text, {"num_tokens": result.num_tokens})
         extracted = extract(result.text, spec.regex, spec.group_select, spec.fallback)

@@ -208,3 +208,27 @@ def drop(doc: Document) -> Document:
     """
     spans = [[str(span) for span in gold] for gold in doc["answers"]]
     return {**doc, "id": doc["query_id"], "answer_spans": spans, "answers": [", ".join(s) for s in spans]}
+
+
+def squad(doc: Document) -> Document:
+    """SQuAD: `title`, `context`, `question`; `answers` are the gold answer texts (duplicates kept).
+
+    A hub row holds `answers: {text, answer_start}`; an OLMES request doc holds `answers_text` and a
+    `query` rendered "Title: {title}\\nBackground: {context}\\nQuestion: {question}\\nAnswer:", from
+    which context and question are recovered. A question without answers (SQuAD v2's unanswerable
+    ones) is refused: the task scores answerable questions only.
+    """
+    if "query" in doc:
+        body = _strip_frame(doc["query"], f"Title: {doc['title']}\nBackground: ", "\nAnswer:")
+        context, separator, question = body.rpartition("\nQuestion: ")
+        if not separator:
+            raise ValueError(f"expected '\\nQuestion: ' in the query, got {doc['query'][:80]!r}")
+        answers = [str(answer) for answer in doc["answers_text"]]
+    else:
+        context, question = doc["context"], doc["question"]
+        answers = [str(answer) for answer in doc["answers"]["text"]]
+    if not answers:
+        raise ValueError(
+            f"question {doc.get('id')!r} has no answer (SQuAD v2 unanswerable); squad needs v1 rows"
+        )
+    return {**doc, "context": context, "question": question, "answers": answers}
