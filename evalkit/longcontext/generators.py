@@ -211,7 +211,7 @@ def _listing(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + ", and " + items[-1]
 
 
-def _params(model: type[P], params: BaseModel) -> P:
+def checked_params(model: type[P], params: BaseModel) -> P:
     """`params` as `model`, validated again (a sweep's `model_copy(update=...)` skips validation)."""
     if not isinstance(params, model):
         raise TypeError(f"expected {model.__name__}, got {type(params).__name__}")
@@ -257,7 +257,7 @@ class Passkey:
     def layout(
         self, params: BaseModel, haystack: Haystack | None, *, seed: int, depth: float | None
     ) -> Layout:
-        p = _params(PasskeyParams, params)
+        p = checked_params(PasskeyParams, params)
         where = _depth(depth)
         rng = random.Random(f"passkey:{seed}")
         used: set[str] = set()
@@ -303,7 +303,7 @@ class Niah:
     def layout(
         self, params: BaseModel, haystack: Haystack | None, *, seed: int, depth: float | None
     ) -> Layout:
-        p = _params(NiahParams, params)
+        p = checked_params(NiahParams, params)
         where = _depth(depth)
         rng = random.Random(f"niah:{seed}")
         used: set[str] = set()
@@ -369,7 +369,7 @@ class VariableTracking:
     def layout(
         self, params: BaseModel, haystack: Haystack | None, *, seed: int, depth: float | None
     ) -> Layout:
-        p = _params(VariableTrackingParams, params)
+        p = checked_params(VariableTrackingParams, params)
         where = _depth(depth)
         rng = random.Random(f"variable_tracking:{seed}")
         names: set[str] = set()
@@ -440,7 +440,7 @@ class AssociativeRecall:
     def layout(
         self, params: BaseModel, haystack: Haystack | None, *, seed: int, depth: float | None
     ) -> Layout:
-        p = _params(AssociativeRecallParams, params)
+        p = checked_params(AssociativeRecallParams, params)
         where = _depth(depth)
         rng = random.Random(f"associative_recall:{seed}")
         used: set[str] = set()
@@ -542,7 +542,7 @@ class CommonWords:
     def layout(
         self, params: BaseModel, haystack: Haystack | None, *, seed: int, depth: float | None
     ) -> Layout:
-        return _CommonWordsLayout(_params(CommonWordsParams, params), seed)
+        return _CommonWordsLayout(checked_params(CommonWordsParams, params), seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -619,7 +619,7 @@ class FrequentWords:
     def layout(
         self, params: BaseModel, haystack: Haystack | None, *, seed: int, depth: float | None
     ) -> Layout:
-        return _FrequentWordsLayout(_params(FrequentWordsParams, params), seed)
+        return _FrequentWordsLayout(checked_params(FrequentWordsParams, params), seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import threading
 from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.longcontext._types import GeneratorInfo, Layout, Probe, Rendered  # no public re-export yet
-from evalkit.longcontext.generators import Needle, NeedleLayout
+from evalkit.longcontext.generators import Needle, NeedleLayout, checked_params
 from evalkit.longcontext.haystack import Haystack
 from evalkit.zoo.corpus import (
     MAX_WORDS,
@@ -85,9 +85,7 @@ class ZooRecall:
     def layout(
         self, params: BaseModel, haystack: Haystack | None, *, seed: int, depth: float | None
     ) -> Layout:
-        if not isinstance(params, ZooRecallParams):
-            raise TypeError(f"expected ZooRecallParams, got {type(params).__name__}")
-        p = ZooRecallParams.model_validate(params.model_dump())
+        p = checked_params(ZooRecallParams, params)
         if depth is None or not 0.0 <= depth <= 1.0:
             raise ValueError(f"depth must be in [0, 1], got {depth!r}")
         fact, intro = needle_fact(seed, p.attribute)
