@@ -7,7 +7,7 @@ layers, since the scan's transient tensors are freed layer by layer) is built in
 subprocesses, one with evalkit's scan patch installed and one without; each runs one forward over
 LENGTH tokens and reports its peak resident memory (ru_maxrss) and a digest of the logits. The
 unpatched scan materialises [1, d_inner, LENGTH, state] tensors; the patched one works in chunks
-of SCAN_CHUNK steps (128 since the scan gained its backward). Printed: patched / unpatched
+of SCAN_CHUNK steps (32; see bench_scan.py). Printed: patched / unpatched
 peak memory (lower is better) and whether the logits agree to 1e-4.
 """
 

@@ -1,7 +1,7 @@
 """Mamba against a same-size Llama with evalkit's chunked selective scan: train step and prefill.
 
     .venv/bin/python benchmarks/bench_scan.py [--batch 16] [--steps 5] [--lengths 1024,2048,8192]
-                                              [--layers-fraction 0.25] [--before-layers 1]
+                                              [--layers-fraction 0.25] [--before-layers 1] [--repeats 3]
 
 (a) Train step (forward, backward, AdamW) at ~1M parameters, vocabulary 1024, 256 tokens per
 row: a Llama (d_model 128, 4 layers, 4 heads, FFN 384) against a Mamba (d_model 128, state 16,
@@ -12,8 +12,9 @@ scan, timed for one step on a Mamba with `--before-layers` layers and scaled to 
 
 (b) Prefill: random weights shaped like mamba-130m (hidden 768, d_inner 1536, state 16) against
 a SmolLM2-135M-shaped Llama (hidden 576, 9 heads, 3 KV heads, FFN 1536), both with
-`--layers-fraction` of their layers (24 and 30 at 1.0), fp32. One plain forward
-`model(input_ids, logits_to_keep=1)` per length, each length in a fresh subprocess that reports
+`--layers-fraction` of their layers (24 and 30 at 1.0), fp32. A plain forward
+`model(input_ids, logits_to_keep=1)` per length (the median of `--repeats` runs; a single run
+moved by up to 40% between invocations), each length in a fresh subprocess that reports
 its time and peak resident memory during the prefill (VmHWM, reset after building the model and
 a warm-up, so the figure is not that of the random initialisation); the Mamba is also measured
 fed through its cache in 1024-token pieces (what evalkit's backend does with `prefill_chunk`).
@@ -71,13 +72,17 @@ with torch.inference_mode():
     before = rss_kib("VmRSS:")
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # resets VmHWM: the peak below is that of the prefill, not of building the model
-    started = time.perf_counter()
-    cache = None
-    for start in range(0, spec["length"], piece):
-        kwargs = {"cache": cache, "use_cache": True} if spec["piece"] else {}
-        output = model(input_ids=ids[:, start:start + piece], logits_to_keep=1, **kwargs)
-        cache = getattr(output, "cache", None)
-    seconds = time.perf_counter() - started
+    times = []
+    for _ in range(spec["repeats"]):
+        started = time.perf_counter()
+        cache = None
+        for start in range(0, spec["length"], piece):
+            kwargs = {"cache": cache, "use_cache": True} if spec["piece"] else {}
+            output = model(input_ids=ids[:, start:start + piece], logits_to_keep=1, **kwargs)
+            cache = getattr(output, "cache", None)
+        times.append(time.perf_counter() - started)
+        del output, cache
+seconds = sorted(times)[len(times) // 2]
 print(json.dumps({"seconds": seconds, "peak_kib": rss_kib("VmHWM:"), "before_kib": before}))
 """
 
@@ -163,8 +168,11 @@ def train_section(batch: int, steps: int, before_layers: int) -> None:
     )
 
 
-def _prefill(kind: str, config: dict[str, Any], length: int, piece: int = 0) -> dict[str, float]:
-    spec = {"kind": kind, "config": config, "length": length, "piece": piece, "threads": THREADS}
+def _prefill(
+    kind: str, config: dict[str, Any], length: int, repeats: int, piece: int = 0
+) -> dict[str, float]:
+    spec = {"kind": kind, "config": config, "length": length, "piece": piece}
+    spec.update(threads=THREADS, repeats=repeats)
     args = [sys.executable, "-c", PREFILL_CHILD, json.dumps(spec)]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
@@ -176,7 +184,7 @@ def _figures(length: int, measured: dict[str, float]) -> str:
     return f"{length / measured['seconds']:.1f} tok/s (resident {rss})"
 
 
-def prefill_section(lengths: list[int], fraction: float) -> None:
+def prefill_section(lengths: list[int], fraction: float, repeats: int) -> None:
     mamba = dict(MAMBA_130M, num_hidden_layers=max(1, round(24 * fraction)))
     llama = dict(SMOLLM2_135M, num_hidden_layers=max(1, round(30 * fraction)))
     print(
@@ -185,15 +193,15 @@ def prefill_section(lengths: list[int], fraction: float) -> None:
     )
     peaks: dict[str, list[float]] = {"whole": [], "pieces": []}
     for length in lengths:
-        m = _prefill("mamba", mamba, length)
-        t = _prefill("llama", llama, length)
-        p = _prefill("mamba", mamba, length, piece=1024)
+        m = _prefill("mamba", mamba, length, repeats)
+        t = _prefill("llama", llama, length, repeats)
+        p = _prefill("mamba", mamba, length, repeats, piece=1024)
         peaks["whole"].append(m["peak_kib"])
         peaks["pieces"].append(p["peak_kib"])
         print(
             f"    {length:>5} tokens: mamba {_figures(length, m)}, llama {_figures(length, t)}"
             f" | ratio mamba/llama {t['seconds'] / m['seconds']:.2f}"
-            f" | mamba in 1024-token pieces {_figures(length, p)}"
+            f" | mamba in 1024-token pieces {_figures(length, p)}, ratio {t['seconds'] / p['seconds']:.2f}"
         )
     first, last = lengths[0], lengths[-1]
     print(
@@ -210,6 +218,7 @@ def main() -> None:
     parser.add_argument("--before-layers", type=int, default=1)
     parser.add_argument("--lengths", default="1024,2048,8192")
     parser.add_argument("--layers-fraction", type=float, default=0.25)
+    parser.add_argument("--repeats", type=int, default=3, help="prefills per measurement (median)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-prefill", action="store_true")
     args = parser.parse_args()
@@ -220,7 +229,7 @@ def main() -> None:
     if not args.skip_train:
         train_section(args.batch, args.steps, args.before_layers)
     if not args.skip_prefill:
-        prefill_section([int(x) for x in args.lengths.split(",")], args.layers_fraction)
+        prefill_section([int(x) for x in args.lengths.split(",")], args.layers_fraction, args.repeats)
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

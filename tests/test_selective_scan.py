@@ -24,9 +24,11 @@ BATCH, D_INNER, STATE = 2, 6, 4
 MAMBA_MODULE = "transformers.models.mamba.modeling_mamba"
 
 
-@pytest.fixture(autouse=True)
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, params=["keep-all", "recompute"])
+def small_chunks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with the backward reading the forward's saved chunks and recomputing them."""
     monkeypatch.setattr(_hf_ssm, "SCAN_CHUNK", CHUNK)
+    monkeypatch.setattr(_hf_ssm, "SAVED_SCAN_BYTES", 2**30 if request.param == "keep-all" else 0)
 
 
 def transformers_scan() -> Callable[..., Any]:
@@ -180,10 +182,23 @@ def test_wrong_initial_state_shape_is_refused() -> None:
         _hf_ssm._INITIAL_STATES.reset(token)
 
 
-def test_thread_count_is_restored() -> None:
+@pytest.mark.parametrize("load", [0.0, 1000.0])
+def test_step_loops_go_to_one_thread_only_when_the_cpu_is_oversubscribed(
+    load: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_hf_ssm.os, "getloadavg", lambda: (load, load, load))
     before = torch.get_num_threads()
-    call(_hf_ssm.chunked_selective_scan, scan_inputs(CHUNK + 1), OPTIONS[0])[0].sum().backward()
-    assert torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        with _hf_ssm._one_thread():
+            inside = torch.get_num_threads()
+        after = torch.get_num_threads()
+        call(_hf_ssm.chunked_selective_scan, scan_inputs(CHUNK + 1), OPTIONS[0])[0].sum().backward()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert after == 2
+    assert inside == (1 if load > (_hf_ssm.os.cpu_count() or 1) else 2)
 
 
 def tiny_model(kind: str) -> Any:

@@ -14,8 +14,9 @@ limits:
 `install_scan_patch(model)` fixes these for the modules of the model's family: the module-level
 scan is replaced by `chunked_selective_scan` (time processed in chunks of `SCAN_CHUNK` steps:
 discretisation, read-out and gradients are whole-chunk tensor ops, only h_t = decay_t·h_(t-1) +
-drive_t is a fused op per step, on one thread; training uses an autograd function whose backward
-recomputes each chunk from its first state and runs the adjoint recurrence in reverse), and the
+drive_t is a fused op per step; training uses an autograd function whose backward reads each
+chunk's decays and states kept by the forward, or recomputes them from the chunk's first state
+when they would not fit in `SAVED_SCAN_BYTES`, and runs the adjoint recurrence in reverse), and the
 mixer's `forward` is wrapped so that, when its cache already holds a state and more than
 one token arrives, that state is handed to the scan (through a context variable) as the initial
 state. The convolution already continues correctly: `update_conv_state` prepends the cached
@@ -33,6 +34,7 @@ import contextvars
 import functools
 import importlib
 import itertools
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +52,18 @@ __all__ = [
 ]
 
 # Time steps per chunk: the transient discretised tensors are [SCAN_CHUNK, batch, d_inner, N].
-# 128 measured fastest of 32/64/128/256 for a training step (batch 16, d_inner 256, N 16).
-SCAN_CHUNK = 128
+# 32 keeps them within a few MB, so they stay in cache instead of going through memory (and
+# through mmap/page faults: glibc maps blocks over 32 MB afresh on every allocation). Measured
+# on a quiet host, 2 threads: a training step (batch 16, d_inner 256, N 16, 4 layers) takes
+# 0.44 s at 32, 0.48 at 16, 0.51 at 64 and 1.04 at 128; a mamba-130m-shaped prefill of 2048
+# tokens runs at 2000 tokens/s at 32 and 1830 at 128. (An earlier choice of 128 was timed on an
+# overloaded host.)
+SCAN_CHUNK = 32
+# Training keeps each chunk's decays and states for the backward pass when both together
+# ([L, batch, d_inner, N] float32 each) fit in this many bytes per scan call; past it only each
+# chunk's first state is kept and the chunk is recomputed (memory: inputs plus one chunk). Keeping
+# them saves the backward's exp, drive and forward recurrence: about 10% of a training step.
+SAVED_SCAN_BYTES = 256 * 2**20
 
 # model_type -> (module, mixer class, whether the mixer scans each head separately)
 _TARGETS: dict[str, tuple[str, str, bool]] = {
@@ -158,9 +170,10 @@ def chunked_selective_scan(
     delta = _time_first(dt)
     inputs = (delta, delta * _time_first(hidden_states), A.float(), _time_first(B), _time_first(C), initial)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        outputs, state = _scan_function().apply(*inputs, SCAN_CHUNK)
+        keep_all = 2 * delta.numel() * A.shape[-1] * 4 <= SAVED_SCAN_BYTES
+        outputs, state = _scan_function().apply(*inputs, SCAN_CHUNK, keep_all)
     else:
-        outputs, state, _ = _scan_forward(*inputs, chunk=SCAN_CHUNK, keep_starts=False)
+        outputs, state, _ = _scan_forward(*inputs, chunk=SCAN_CHUNK, keep="none")
     outputs = outputs.permute(1, 2, 0)
     result: torch.Tensor = outputs.to(input_dtype)
     if D is not None:
@@ -202,17 +215,36 @@ def _discretise(
     return decay, drive
 
 
+def _recur_chunk(
+    delta: torch.Tensor,
+    scaled: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    start: int,
+    end: int,
+    state: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(decays, states) of steps start..end recomputed from the chunk's first state."""
+    decay, drive = _discretise(delta, scaled, A, B, start, end)
+    return decay, _recur(decay, drive, state)
+
+
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run the per-step loops on one intra-op thread.
+    """Run the per-step loops on one intra-op thread when the CPU is oversubscribed.
 
     Each step is a small op (batch·d·N elements); split over threads, every step ends in a
-    barrier, and on a shared or oversubscribed CPU a descheduled thread stalls it: measured here
+    barrier, and when other jobs hold the cores a descheduled thread stalls it: measured here
     (2 cores, load ~10), 255 steps of 65k elements took 5.3 s on 2 threads and 0.01-0.03 s on one.
+    On a quiet CPU the threads pay off (32 steps of 65k elements: 0.49 ms on 2 threads, 1.23 ms on
+    one), so the loops keep torch's threads unless the 1-minute load average exceeds the cores.
     """
     import torch
 
     threads = torch.get_num_threads()
+    if threads == 1 or os.getloadavg()[0] <= (os.cpu_count() or 1):
+        yield
+        return
     torch.set_num_threads(1)
     try:
         yield
@@ -240,24 +272,28 @@ def _scan_forward(
     state: torch.Tensor,
     *,
     chunk: int,
-    keep_starts: bool,
+    keep: str,
 ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """y [L, batch, d] (before D and z), the last state, and (if kept) each chunk's first state.
+    """y [L, batch, d] (before D and z), the last state, and what `keep` asks for the backward pass:
+    "none"; "starts", each chunk's first state; "all", each chunk's first state, decays and states.
 
     delta, scaled (dt·u) [L, batch, d]; A [d, N]; B, C [L, batch, N]; state [batch, d, N].
     """
     import torch
 
     outputs = delta.new_empty(delta.shape)
-    starts = []
+    kept = []
     for start in range(0, delta.shape[0], chunk):
         end = min(start + chunk, delta.shape[0])
-        if keep_starts:
-            starts.append(state)
-        states = _recur(*_discretise(delta, scaled, A, B, start, end), state)
+        if keep != "none":
+            kept.append(state)
+        decay, drive = _discretise(delta, scaled, A, B, start, end)
+        states = _recur(decay, drive, state)
+        if keep == "all":
+            kept += [decay, states]
         torch.matmul(states, C[start:end, :, :, None], out=outputs[start:end, :, :, None])
-        state = states[-1].clone()
-    return outputs, state, starts
+        state = states[-1] if keep == "all" else states[-1].clone()
+    return outputs, state, kept
 
 
 @functools.cache
@@ -268,7 +304,8 @@ def _scan_function() -> Any:
     class SelectiveScan(torch.autograd.Function):
         """Forward keeps the chunk-boundary states; backward recomputes a chunk's states, runs the
         adjoint recurrence g_t = C_t·dy_t + decay_(t+1)·g_(t+1) backwards through it, and reads
-        every gradient off the states, adjoints and decays of that chunk. Inputs as `_scan_forward`."""
+        every gradient off the states, adjoints and decays of that chunk. Inputs as `_scan_forward`;
+        with `keep_all` the forward's decays and states are kept instead of recomputed."""
 
         @staticmethod
         def forward(
@@ -280,30 +317,35 @@ def _scan_function() -> Any:
             C: torch.Tensor,
             initial: torch.Tensor,
             chunk: int,
+            keep_all: bool,
         ) -> tuple[torch.Tensor, torch.Tensor]:
-            outputs, last, starts = _scan_forward(
-                delta, scaled, A, B, C, initial, chunk=chunk, keep_starts=True
+            outputs, last, kept = _scan_forward(
+                delta, scaled, A, B, C, initial, chunk=chunk, keep="all" if keep_all else "starts"
             )
-            ctx.chunk = chunk
-            ctx.save_for_backward(delta, scaled, A, B, C, *starts)
-            return outputs, last
+            ctx.chunk, ctx.keep_all = chunk, keep_all
+            ctx.save_for_backward(delta, scaled, A, B, C, *kept)
+            return outputs, last.clone()
 
         @staticmethod
         def backward(
             ctx: Any, grad_outputs: torch.Tensor | None, grad_last: torch.Tensor | None
         ) -> tuple[torch.Tensor | None, ...]:
-            delta, scaled, A, B, C, *starts = ctx.saved_tensors
+            delta, scaled, A, B, C, *kept = ctx.saved_tensors
             chunk: int = ctx.chunk
-            grad_delta, grad_scaled, grad_A, grad_B, grad_C = (
-                torch.zeros_like(t) for t in (delta, scaled, A, B, C)
-            )
+            per_chunk = 3 if ctx.keep_all else 1
+            starts = kept[::per_chunk]
+            # Every chunk writes its own slice of these; only grad_A accumulates.
+            grad_delta, grad_scaled, grad_B, grad_C = (torch.empty_like(t) for t in (delta, scaled, B, C))
+            grad_A = torch.zeros_like(A)
             grad_y = torch.zeros_like(delta) if grad_outputs is None else grad_outputs.float()
             shape = (delta.shape[1], delta.shape[2], A.shape[1])
             carry = torch.zeros(shape, device=delta.device) if grad_last is None else grad_last.float()
             for index in reversed(range(len(starts))):
                 start, end = index * chunk, min(index * chunk + chunk, delta.shape[0])
-                decay, drive = _discretise(delta, scaled, A, B, start, end)
-                states = _recur(decay, drive, starts[index])
+                if ctx.keep_all:
+                    decay, states = kept[per_chunk * index + 1 : per_chunk * index + 3]
+                else:
+                    decay, states = _recur_chunk(delta, scaled, A, B, start, end, starts[index])
                 grad_y_chunk = grad_y[start:end, :, None, :]  # [T, b, 1, d]
                 grad_C[start:end] = (grad_y_chunk @ states).squeeze(-2)
                 adjoint = grad_y_chunk.transpose(-1, -2) * C[start:end, :, None, :]
@@ -312,15 +354,18 @@ def _scan_function() -> Any:
                     for step in range(end - start - 2, -1, -1):
                         adjoint[step].addcmul_(decay[step + 1], adjoint[step + 1])
                 carry = decay[0] * adjoint[0]
-                # d loss / d (A·dt_t) = g_t·decay_t·h_(t-1), built in decay's place.
-                grad_log_decay = decay.mul_(adjoint)
-                grad_log_decay[1:] *= states[:-1]
-                grad_log_decay[0] *= starts[index]
                 grad_scaled[start:end] = (adjoint @ B[start:end, :, :, None]).squeeze(-1)
                 grad_B[start:end] = (scaled[start:end, :, None, :] @ adjoint).squeeze(-2)
-                grad_delta[start:end] = (grad_log_decay * A).sum(-1)
-                grad_A += (grad_log_decay * delta[start:end, :, :, None]).sum((0, 1))
-            return grad_delta, grad_scaled, grad_A, grad_B, grad_C, carry, None
+                # d loss / d (A·dt_t) = g_t·decay_t·h_(t-1), built in the adjoint's place (decay
+                # and states may be the forward's saved tensors: they stay as they are).
+                grad_log_decay = adjoint.mul_(decay)
+                grad_log_decay[1:] *= states[:-1]
+                grad_log_decay[0] *= starts[index]
+                # sum_n G·A as a batch of [1, N] @ [N, 1] products, then G·dt in G's place.
+                out = grad_delta[start:end, :, :, None, None]
+                torch.matmul(grad_log_decay[:, :, :, None, :], A[:, :, None], out=out)
+                grad_A += grad_log_decay.mul_(delta[start:end, :, :, None]).sum((0, 1))
+            return grad_delta, grad_scaled, grad_A, grad_B, grad_C, carry, None, None
 
     return SelectiveScan
 
