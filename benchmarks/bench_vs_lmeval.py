@@ -11,9 +11,10 @@ off. The script prints both accuracies (they must be equal) and the ratio evalki
 
 `mmlu_5shot`: MMLU with 5 examples, as lm-eval's `mmlu` tasks build it (each subject's first 5 dev
 questions, then the test question), on the first `--limit` test documents in evalkit's order
-(subjects interleaved round-robin, so 200 documents cover all 57 subjects). evalkit's task picks
-few-shot examples from the whole dev split, not per subject, so here both sides get the same
-prebuilt requests: lm-eval's `HFLM.loglikelihood` against evalkit's request executor
+(subjects interleaved round-robin, so 200 documents cover all 57 subjects). Both sides get the
+same prebuilt requests (evalkit's `mmlu` task builds these prompts itself with `fewshot_match:
+subject`; tests/test_builtin_tasks.py checks them against lm-eval's): lm-eval's
+`HFLM.loglikelihood` against evalkit's request executor
 (`evalkit.runner.execute.execute`, response cache off: chunking, ordering, the backend's scoring
 with each subject's few-shot prefix computed once). `--unshared` also times evalkit with prefix
 sharing switched off, to show what sharing alone saves.
@@ -107,6 +108,16 @@ def bench_mmlu_5shot(
     acc_lm = accuracy([ll for ll, _ in answers], gold)
     seconds_lm = time.perf_counter() - start
 
+    scorer, computed = backend.scorer, [0]
+    score = scorer.score
+
+    def counting_score(*args: Any, **kwargs: Any) -> Any:  # stats are per call: add them up
+        answers = score(*args, **kwargs)
+        computed[0] += scorer.stats.extra.get("shared_prefixes", 0)
+        return answers
+
+    scorer.score = counting_score
+
     def run_evalkit() -> tuple[float, float]:
         begin = time.perf_counter()
         results = execute(backend, requests, cache=NullCache(), batch_size=batch_size, show_progress=False)
@@ -117,12 +128,13 @@ def bench_mmlu_5shot(
 
     acc_ek, seconds_ek = run_evalkit()
     same = "equal" if acc_ek == acc_lm else "DIFFERENT"
+    subjects = len({r.context.split(".", 1)[0] for r in requests})
     print(
         f"{'mmlu_5shot':<12} lm-eval {seconds_lm:6.1f}s acc {acc_lm:.4f} | evalkit {seconds_ek:6.1f}s "
-        f"acc {acc_ek:.4f} | accuracies {same} | ratio {seconds_ek / seconds_lm:.3f}"
+        f"acc {acc_ek:.4f} | accuracies {same} | ratio {seconds_ek / seconds_lm:.3f} | few-shot prefixes "
+        f"computed {computed[0]} for {subjects} subjects"
     )
     if unshared:
-        scorer = backend.scorer
         saved, scorer.prefix_sharing = scorer.prefix_sharing, False
         try:
             acc_plain, seconds_plain = run_evalkit()

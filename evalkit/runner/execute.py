@@ -28,6 +28,11 @@ from evalkit.runner.cache import cache_model_key, device_kind
 # Requests are sent in chunks so that progress advances and finished work reaches the
 # cache regularly (an interrupted run loses at most one chunk).
 CHUNK_SIZE = 512
+# Contexts that begin with the same this many characters are kept in one chunk where possible
+# (`order_for_batching`): long enough to cover a few-shot header (MMLU's "The following are
+# multiple choice questions (with answers) about <subject>." and the first example), short
+# enough that contexts sharing a prefix the backend would compute once always match.
+FAMILY_CHARS = 200
 
 # Where `--batch-size auto` starts its search: the longest requests go first, so the first batch
 # tells at once whether a size fits. A CPU rarely runs out of memory and gains little past 64.
@@ -242,23 +247,41 @@ def cached_and_missing(
 
 
 def order_for_batching(requests: list[Request]) -> list[Request]:
-    """Group by request type; within a type, longest context first, identical contexts adjacent.
+    """Group by request type; within a type, by family (contexts that begin with the same
+    `FAMILY_CHARS` characters), the family holding the longest context first; within a family,
+    longest context first, identical contexts adjacent.
 
-    Long-first surfaces an out-of-memory failure at once, similar lengths in one chunk
-    waste little padding, and adjacent identical contexts let the backend encode each once.
+    Long-first surfaces an out-of-memory failure at once (the first request is the longest of
+    all); a family kept together reaches the backend in one call, so a few-shot prefix its
+    contexts share (an MMLU subject's examples) is computed once, not once per chunk it would
+    otherwise straddle; the backend sorts each call by length, so mixing lengths in a chunk
+    costs no padding; adjacent identical contexts let the backend encode each once.
     """
     rank = {LoglikelihoodRequest: 0, GenerateRequest: 1, RollingRequest: 2}
-    return sorted(requests, key=lambda r: (rank[type(r)], -len(_context(r)), _context(r)))
+    longest: dict[tuple[int, str], int] = {}
+    for request in requests:
+        key = (rank[type(request)], _family(request))
+        longest[key] = max(longest.get(key, 0), len(_context(request)))
+
+    def sort_key(request: Request) -> tuple[int, int, str, int, str]:
+        family = _family(request)
+        kind = rank[type(request)]
+        return (kind, -longest[(kind, family)], family, -len(_context(request)), _context(request))
+
+    return sorted(requests, key=sort_key)
 
 
 def _chunks(requests: list[Request]) -> list[tuple[type, list[Request]]]:
-    """Split into same-type chunks of about CHUNK_SIZE, never splitting a shared context."""
+    """Split into same-type chunks of about CHUNK_SIZE: at a family boundary once CHUNK_SIZE is
+    reached, inside a family (never inside a shared context) once it is twice that."""
     chunks: list[tuple[type, list[Request]]] = []
     current: list[Request] = []
     for request in requests:
+        new_context = _context(request) != _context(current[-1]) if current else False
         boundary = current and (
             type(request) is not type(current[-1])
-            or (len(current) >= CHUNK_SIZE and _context(request) != _context(current[-1]))
+            or (len(current) >= CHUNK_SIZE and _family(request) != _family(current[-1]))
+            or (len(current) >= 2 * CHUNK_SIZE and new_context)
         )
         if boundary:
             chunks.append((type(current[0]), current))
@@ -267,6 +290,10 @@ def _chunks(requests: list[Request]) -> list[tuple[type, list[Request]]]:
     if current:
         chunks.append((type(current[0]), current))
     return chunks
+
+
+def _family(request: Request) -> str:
+    return _context(request)[:FAMILY_CHARS]
 
 
 def _context(request: Request) -> str:
