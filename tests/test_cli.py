@@ -84,6 +84,23 @@ def test_malformed_task_file_names_file_and_line(toy_tasks: Path, tmp_path: Path
     assert f"{toy_tasks / 'broken.yaml'}:4: unknown key 'templte'; did you mean 'template'?" in err
 
 
+def test_answer_regex_that_does_not_compile_is_exit_2_with_file_and_line(
+    toy_tasks: Path, tmp_path: Path
+) -> None:
+    (toy_tasks / "badre.yaml").write_text(
+        "name: badre\nkind: generate\ndataset:\n  mirrors:\n"
+        "    - {format: jsonl, path: qa.jsonl, split: test}\n"
+        'template: "Q: {question}"\nanswer:\n  regex: "The answer is (\\\\d+"\n'
+    )
+    results = tmp_path / "results"
+    code, _, err = invoke(
+        "run", "-m", "fake", "-t", "badre", "--task-dir", str(toy_tasks), "--results", str(results)
+    )
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{toy_tasks / 'badre.yaml'}:8: answer.regex: regex " in err and "does not compile" in err
+    assert not results.exists()
+
+
 def test_missing_data_file_exit_2_before_any_model_loads(
     toy_tasks: Path, tmp_path: Path, fresh_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

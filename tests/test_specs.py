@@ -342,3 +342,22 @@ def test_one_task_name_in_two_of_the_users_folders_is_an_error_naming_both(tmp_p
         catalogue.task("mine")
     assert catalogue.task("arc_easy").kind == "efficiency"
     assert default_catalogue([first]).task("mine").kind == "efficiency"
+
+
+@pytest.mark.parametrize(
+    ("answer", "line", "field"),
+    [
+        ('  regex: "The answer is (\\\\d+"\n', 8, "answer.regex"),
+        ('  regex: "(\\\\d+)"\n  flexible_regex: "[0-9"\n', 9, "answer.flexible_regex"),
+        ('  regexes_to_ignore: [",", "(?P<x"]\n', 8, "answer.regexes_to_ignore"),
+    ],
+)
+def test_an_answer_regex_that_does_not_compile_names_its_file_and_line(
+    tmp_path: Path, answer: str, line: int, field: str
+) -> None:
+    text = GOOD.replace("kind: multiple_choice", "kind: generate") + "answer:\n" + answer
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError) as info:
+        load_task_file(path)
+    assert str(info.value).startswith(f"{path}:{line}: {field}")
+    assert "does not compile" in str(info.value)
