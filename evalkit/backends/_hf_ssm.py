@@ -242,7 +242,7 @@ def _one_thread() -> Iterator[None]:
     import torch
 
     threads = torch.get_num_threads()
-    if threads == 1 or os.getloadavg()[0] <= (os.cpu_count() or 1):
+    if threads == 1 or not _oversubscribed():
         yield
         return
     torch.set_num_threads(1)
@@ -250,6 +250,15 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _oversubscribed() -> bool:
+    """Whether the 1-minute load average exceeds the CPU count (False where there is none)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return False
+    return load > (os.cpu_count() or 1)
 
 
 def _recur(decay: torch.Tensor, drive: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
