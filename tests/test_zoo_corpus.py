@@ -288,3 +288,32 @@ def test_bad_zoo_recall_params_name_the_file(tmp_path: Path) -> None:
         text=True,
     )
     assert run.returncode == 2 and "bad_zoo.yaml" in run.stderr and "attribute" in run.stderr
+
+
+def test_mqar_probe_scores_exactly_the_queried_values() -> None:
+    """benchmarks/zoo_mqar_probe.py trains on the queried values only: its mask must mark each
+    position whose next token is a value in a drill's query block, and nothing else."""
+    pytest.importorskip("torch")
+    pytest.importorskip("tokenizers")
+    import random
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from zoo_mqar_probe import drill_rows
+
+    from evalkit.zoo.tokenizer import load_tokenizer
+    from evalkit.zoo.train import CHECKPOINTS, checkpoint_folder
+
+    tokenizer = load_tokenizer(checkpoint_folder(CHECKPOINTS, "zoo-llama"))
+    ids, mask = drill_rows(tokenizer, random.Random(3), rows=3, seq_len=200)
+    assert ids.shape == (3, 201) and mask.shape == (3, 200)
+    for row in range(3):
+        text = [str(tokenizer.decode([t])).strip() for t in ids[row].tolist()]
+        assert text[0] == "<|endoftext|>"
+        in_queries, expected = False, []
+        for position in range(1, 201):
+            word = text[position]
+            if word == ".":
+                in_queries = not in_queries
+            expected.append(in_queries and word in MQAR_VALUES)
+        assert mask[row].tolist() == expected
+        assert 0 < sum(expected) < 200
