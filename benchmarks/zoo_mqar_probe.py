@@ -29,7 +29,7 @@ from evalkit.zoo.corpus import mqar_line, words
 from evalkit.zoo.eval_data import MQAR_PAIRS, data_dir
 from evalkit.zoo.models import build_model, family_of
 from evalkit.zoo.tokenizer import load_tokenizer
-from evalkit.zoo.train import CHECKPOINTS, TrainingPlan, checkpoint_folder
+from evalkit.zoo.train import CHECKPOINTS, TrainingPlan, checkpoint_folder, new_optimizer, optimizer_step
 
 THREADS = 2
 
@@ -87,23 +87,16 @@ def probe(name: str, args: argparse.Namespace) -> str:
 
         install_scan_patch(model)
     plan = TrainingPlan(name=name, steps=args.steps)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=plan.peak_lr, betas=plan.betas, weight_decay=plan.weight_decay
-    )
+    optimizer = new_optimizer(model, plan)
     rng = random.Random(f"zoo-mqar-probe:{args.seed}")
     model.train()
     started = time.perf_counter()
     losses: list[float] = []
     for step in range(args.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = plan.learning_rate(step)
         ids, mask = drill_rows(tokenizer, rng, args.batch, args.seq_len)
         logits = model(input_ids=ids[:, :-1]).logits
         loss = F.cross_entropy(logits[mask].float(), ids[:, 1:][mask])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), plan.grad_clip)
-        optimizer.step()
+        optimizer_step(model, optimizer, plan, step, loss)
         losses.append(float(loss.detach()))
     seconds = time.perf_counter() - started
     model.eval()

@@ -224,7 +224,7 @@ def _recur_chunk(
     end: int,
     state: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(decays, states) of steps start..end recomputed from the chunk's first state."""
+    """(decays, states) of steps start..end from the chunk's first state."""
     decay, drive = _discretise(delta, scaled, A, B, start, end)
     return decay, _recur(decay, drive, state)
 
@@ -296,8 +296,7 @@ def _scan_forward(
         end = min(start + chunk, delta.shape[0])
         if keep != "none":
             kept.append(state)
-        decay, drive = _discretise(delta, scaled, A, B, start, end)
-        states = _recur(decay, drive, state)
+        decay, states = _recur_chunk(delta, scaled, A, B, start, end, state)
         if keep == "all":
             kept += [decay, states]
         torch.matmul(states, C[start:end, :, :, None], out=outputs[start:end, :, :, None])

@@ -277,11 +277,10 @@ def _chunks(requests: list[Request]) -> list[tuple[type, list[Request]]]:
     chunks: list[tuple[type, list[Request]]] = []
     current: list[Request] = []
     for request in requests:
-        new_context = _context(request) != _context(current[-1]) if current else False
         boundary = current and (
             type(request) is not type(current[-1])
             or (len(current) >= CHUNK_SIZE and _family(request) != _family(current[-1]))
-            or (len(current) >= 2 * CHUNK_SIZE and new_context)
+            or (len(current) >= 2 * CHUNK_SIZE and _context(request) != _context(current[-1]))
         )
         if boundary:
             chunks.append((type(current[0]), current))

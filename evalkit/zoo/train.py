@@ -39,6 +39,8 @@ __all__ = [
     "build_tokenizer",
     "card_of",
     "checkpoint_folder",
+    "new_optimizer",
+    "optimizer_step",
     "pack",
     "plan_from_card",
     "save",
@@ -151,6 +153,33 @@ def _batches(windows: int, plan: TrainingPlan) -> list[torch.Tensor]:
     return [torch.tensor(order[i * plan.batch : (i + 1) * plan.batch]) for i in range(plan.steps)]
 
 
+def new_optimizer(model: torch.nn.Module, plan: TrainingPlan) -> torch.optim.Optimizer:
+    """AdamW with the plan's betas and weight decay (its rate is set at every step)."""
+    import torch
+
+    return torch.optim.AdamW(
+        model.parameters(), lr=plan.peak_lr, betas=plan.betas, weight_decay=plan.weight_decay
+    )
+
+
+def optimizer_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    plan: TrainingPlan,
+    step: int,
+    loss: torch.Tensor,
+) -> None:
+    """One update for `loss` at step `step` (0-based): the plan's rate, gradients clipped to its norm."""
+    import torch
+
+    for group in optimizer.param_groups:
+        group["lr"] = plan.learning_rate(step)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), plan.grad_clip)
+    optimizer.step()
+
+
 def build_tokenizer(plan: TrainingPlan) -> PreTrainedTokenizerFast:
     return train_tokenizer([corpus_text(plan.seed, plan.tokenizer_documents)])
 
@@ -175,20 +204,13 @@ def train(
 
         install_scan_patch(model)
     model.train()
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=plan.peak_lr, betas=plan.betas, weight_decay=plan.weight_decay
-    )
+    optimizer = new_optimizer(model, plan)
     run = TrainingRun(plan=plan, parameters=parameter_count(model))
     steps = plan.steps if stop_after is None else min(stop_after, plan.steps)
     started = time.perf_counter()
     for step, rows in enumerate(_batches(len(windows), plan)[:steps]):
-        for group in optimizer.param_groups:
-            group["lr"] = plan.learning_rate(step)
         loss = _next_token_loss(model, windows[rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), plan.grad_clip)
-        optimizer.step()
+        optimizer_step(model, optimizer, plan, step, loss)
         run.loss_curve.append(round(float(loss.detach()), 6))
         run.tokens_seen += len(rows) * plan.seq_len
         last = step + 1 == plan.steps
